@@ -1,0 +1,1 @@
+"""Metrics, linear probes, reports and plots."""

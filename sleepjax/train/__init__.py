@@ -1,0 +1,1 @@
+"""Trainers: the only place that owns the mesh, jit, RNG streams, checkpoints and metric writers."""

@@ -1,0 +1,1 @@
+"""TFDS dataset builders. Import a sub-package (e.g. `import tfds_builders.sleep_edf`) to register it."""
