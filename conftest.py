@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[0]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
