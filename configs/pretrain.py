@@ -1,0 +1,131 @@
+r"""SleepFM multimodal contrastive pretraining (leave-one-out), the main job.
+
+  python -m sleepjax.main --config=configs/pretrain.py --workdir=/tmp/sleepjax/pretrain
+
+Variants (`--config=configs/pretrain.py:NAME`):
+  (default)  the embedded synthetic PSG dataset (SYNTHETIC signals), a small encoder; about ten
+             minutes on 2 CPU cores, dataset build included.
+  tiny       seconds on a CPU: tests, CI and notebooks.
+  dreams     the REAL DREAMS Spindles excerpt3 PSG (30 min, one subject, 50 Hz), from
+             ../shared/data/dreams_spindles or a user's --config.data.manual_dir.
+  sleep_edf  REAL Sleep-EDF Expanded sleep-cassette nights (download or manual_dir).
+  clinical   SleepFM-Clinical size for accelerators (E=128, 6 layers, 8 heads, 5-s patches at
+             128 Hz, 5-min windows, batch 128).
+
+Any field can be overridden: --config.steps=200 --config.optimizer.name=adamw.
+"""
+
+import os
+
+import ml_collections
+
+# Where the real DREAMS archive lives in a checkout of this project (tests and the :dreams
+# variant); users point --config.data.manual_dir at their own copy.
+_SHARED_DREAMS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "dreams_spindles")
+
+
+def _base() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.task = "pretrain"
+  c.seed = 0
+
+  c.data = ml_collections.ConfigDict()
+  # TFDS dataset: the builder module is imported to register it (sleepjax never imports
+  # tfds_builders itself; it reads prepared datasets by name).
+  c.data.builder_module = "tfds_builders.synthetic_psg"
+  c.data.name = "synthetic_psg"
+  c.data.builder_config = "default"
+  c.data.data_dir = None  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.manual_dir = None
+  c.data.modalities = ("eeg", "eog", "emg", "ecg", "resp")
+  # SleepFM-Clinical feeds EEG + EOG as one "BAS" modality; the others stand alone.
+  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",), "emg": ("emg",), "resp": ("resp",)}
+  # Channel caps per dataset modality (static shapes: pad to the cap and mask). SleepFM-Clinical
+  # caps are BAS 10, ECG 2, EMG 4, RESP 7; the synthetic montage has 6 EEG + 2 EOG + 1 EMG + 1 ECG
+  # + 3 RESP channels.
+  c.data.channel_caps = {"eeg": 8, "eog": 2, "emg": 1, "ecg": 1, "resp": 3}
+  c.data.window_epochs = 10  # 5-min windows of ten 30-s epochs (SleepFM-Clinical).
+  c.data.train_split = "train"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.preset = "tiny"  # sleepfm_clinical | transfer | tiny (sleepjax.models.encoder.EncoderConfig)
+  c.model.shared_encoder = True  # False: one encoder per modality (SleepFM-ICML style).
+  c.model.overrides = ml_collections.ConfigDict({"patch_size": 640, "channel_encoding": True})
+
+  c.loss = "loo"  # loo | pairwise
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.name = "sgd"  # SleepFM reference: SGD, momentum 0.9, lr 1e-3, step decay x0.1.
+  c.optimizer.learning_rate = 1e-3
+  c.optimizer.momentum = 0.9
+  c.optimizer.weight_decay = 0.0
+  c.optimizer.decay_steps = ()
+  c.optimizer.decay_factor = 0.1
+  c.optimizer.grad_clip_norm = 0.0
+
+  c.batch_size = 32
+  c.steps = 1000
+  c.log_every = 50
+  c.checkpoint_every = 250
+  c.keep_checkpoints = 3
+  c.num_devices = None  # None: every device of every process.
+  c.progress_bar = True
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.fit_split = "validation"
+  c.eval.test_split = "test"
+  c.eval.batch_size = 32
+  c.eval.max_fit_windows = None
+  return c
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = _base()
+  variant = arg or "default"
+  if variant == "default":
+    pass
+  elif variant == "tiny":
+    c.data.builder_config = "tiny"
+    c.data.window_epochs = 2
+    c.model.overrides = ml_collections.ConfigDict({"patch_size": 640, "channel_encoding": True})
+    c.batch_size = 8
+    c.steps = 6
+    c.log_every = 2
+    c.checkpoint_every = 3
+    c.eval.batch_size = 8
+    c.progress_bar = False
+  elif variant == "dreams":
+    # Real PSG: DREAMS excerpt3.edf, 20 channels at 50 Hz resampled by the builder, 30 minutes of
+    # one subject (so the probe is within-subject: see the README).
+    c.data.builder_module = "tfds_builders.dreams"
+    c.data.name = "dreams"
+    c.data.builder_config = "excerpt3_psg"
+    c.data.manual_dir = _SHARED_DREAMS
+    c.data.window_epochs = 2
+    c.batch_size = 8
+    c.steps = 200
+    c.log_every = 20
+    c.checkpoint_every = 100
+    c.eval.batch_size = 8
+  elif variant == "sleep_edf":
+    # Real Sleep-EDF SC: 2 EEG (Fpz-Cz, Pz-Oz), 1 EOG, EMG envelope, oro-nasal resp at 100 Hz.
+    c.data.builder_module = "tfds_builders.sleep_edf"
+    c.data.name = "sleep_edf"
+    c.data.builder_config = "sleep_cassette"
+    c.data.modalities = ("eeg", "eog", "emg", "resp")
+    c.data.modality_groups = {"bas": ("eeg", "eog"), "emg": ("emg",), "resp": ("resp",)}
+    c.data.channel_caps = {"eeg": 2, "eog": 1, "emg": 1, "resp": 1}
+    c.model.overrides = ml_collections.ConfigDict({"patch_size": 500, "channel_encoding": True})
+    c.steps = 20000
+  elif variant == "clinical":
+    c.data.builder_config = "large"
+    c.data.channel_caps = {"eeg": 8, "eog": 2, "emg": 4, "ecg": 2, "resp": 7}
+    c.model.preset = "sleepfm_clinical"
+    c.model.overrides = ml_collections.ConfigDict({"channel_encoding": True})
+    c.batch_size = 128
+    c.steps = 50000
+    c.log_every = 100
+    c.checkpoint_every = 2000
+  else:
+    raise ValueError(f"unknown configs/pretrain.py variant {variant!r}")
+  return c

@@ -1,0 +1,421 @@
+"""SleepFM-style multimodal contrastive pretraining, data parallel with jit + NamedSharding.
+
+One pure train step, jitted once with the state donated; the batch is sharded over the `data`
+mesh axis and the state replicated (HOUSE_STYLE; `jax.pmap` is in maintenance mode). Orbax keeps
+checkpoints in `<workdir>/checkpoints` (state, optimizer, RNG and the input position); a second
+run with the same workdir resumes from the latest one. At the end the encoder is evaluated on
+held-out subjects with a frozen-embedding linear probe (pretrained vs the same encoder at random
+init) and cross-modal retrieval.
+
+References:
+  Thapa et al., "SleepFM: Multi-modal Representation Learning for Sleep Across Brain Activity, ECG
+  and Respiratory Signals", ICML 2024 (leave-one-out contrastive learning).
+  SleepFM-Clinical (Nature Medicine 2025): set-transformer encoder, 5-min windows at 128 Hz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import pathlib
+import time
+from typing import Any, Iterator, Mapping
+
+from absl import logging
+from flax import nnx
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+import tqdm
+
+from sleepjax import losses
+from sleepjax.data import pipeline
+from sleepjax.evaluation import probe as probe_lib
+from sleepjax.evaluation import report as report_lib
+from sleepjax.models import encoder as encoder_lib
+from sleepjax.models import multimodal
+from sleepjax.train import common
+
+Batch = Mapping[str, Any]
+
+
+# ----------------------------------------------------------------------------------------------
+# Model and optimizer.
+# ----------------------------------------------------------------------------------------------
+
+
+def encoder_config(config: ml_collections.ConfigDict) -> encoder_lib.EncoderConfig:
+  """EncoderConfig from `config.model`: a preset, then any explicitly set field on top."""
+  preset = getattr(encoder_lib.EncoderConfig, config.model.preset)()
+  overrides = {k: v for k, v in config.model.get("overrides", {}).items() if v is not None}
+  return dataclasses.replace(preset, **overrides)
+
+
+def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> multimodal.MultiModalEncoder:
+  return multimodal.MultiModalEncoder(
+      modalities, encoder_config(config), shared=config.model.shared_encoder,
+      rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """SGD momentum 0.9 with step decay x0.1 (the SleepFM reference) or AdamW.
+
+  `config.optimizer.decay_steps` lists the steps at which the learning rate is multiplied by
+  `decay_factor` (optax.piecewise_constant_schedule).
+  """
+  opt = config.optimizer
+  schedule = optax.piecewise_constant_schedule(
+      opt.learning_rate, {int(s): opt.decay_factor for s in opt.decay_steps})
+  if opt.name == "sgd":
+    tx = optax.sgd(schedule, momentum=opt.momentum)
+    if opt.weight_decay:
+      tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), tx)
+  elif opt.name == "adamw":
+    tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
+  else:
+    raise ValueError(f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")
+  if opt.grad_clip_norm:
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  return tx
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Static:
+  """What jit closes over: the module structure, its RNG streams, the optimizer and the loss name."""
+  graphdef: Any
+  rng_state: Any
+  tx: optax.GradientTransformation
+  loss: str
+
+
+def init_state(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> tuple[Static, dict[str, Any]]:
+  """Builds the model and returns (static parts, train state).
+
+  The train state is a pytree of arrays, saved and restored bit-exactly by orbax:
+  {"step": () int32, "params": nnx.State, "batch_stats": nnx.State, "opt_state": optax state,
+  "rng": (2,) uint32 base key}. Dropout keys are derived from (rng, step), so the RNG streams
+  inside the module need no checkpointing.
+  """
+  model = build_model(config, modalities)
+  graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+  tx = make_optimizer(config)
+  state = {
+      "step": jnp.zeros((), jnp.int32),
+      "params": params,
+      "batch_stats": batch_stats,
+      "opt_state": tx.init(params),
+      "rng": jax.random.PRNGKey(config.seed + 2),
+  }
+  return Static(graphdef, rng_state, tx, config.loss), state
+
+
+def model_from(static: Static, params, batch_stats) -> multimodal.MultiModalEncoder:
+  """Merges the graph definition with params and batch statistics into a module."""
+  return nnx.merge(static.graphdef, params, batch_stats, static.rng_state)
+
+
+def clamp_log_scale(params):
+  """Keeps the contrastive logit-scale exponent t >= 0 after every update (SPEC 2, losses)."""
+  def clamp(path, x):
+    name = getattr(path[-1], "key", getattr(path[-1], "name", None)) if path else None
+    return losses.clamp_log_scale(x) if name == "log_scale" else x
+  return jax.tree_util.tree_map_with_path(clamp, params)
+
+
+def contrastive_loss(loss_name: str, outputs, log_scale):
+  """LOO (default) or pairwise loss on the pooled embeddings of every modality."""
+  pooled = {m: out[1] for m, out in outputs.items()}
+  if loss_name == "loo":
+    return losses.loo_contrastive_loss(pooled, log_scale)
+  if loss_name == "pairwise":
+    return losses.pairwise_contrastive_loss(pooled, log_scale)
+  raise ValueError(f"config.loss must be 'loo' or 'pairwise', got {loss_name!r}")
+
+
+def train_step(static: Static, state: dict[str, Any], batch: Batch):
+  """One pure contrastive update (no logging, no host RNG, no Python branching on values).
+
+  Args:
+    static: module structure, RNG streams and optimizer (closed over by jit).
+    state: the train state pytree (see `init_state`), replicated over the mesh.
+    batch: {"signals": {m: (B, C, T) float32}, "mask": {m: (B, C) bool}, "positions":
+      {m: (B, C, 3) float32}}, sharded over the batch axis.
+
+  Returns:
+    (new_state, metrics): metrics are scalars (loss, grad_norm, log_scale and the loss's aux:
+    per-modality losses and top-1 retrieval accuracy).
+  """
+  # Why fold in the step: every step gets fresh dropout masks, and a resumed run gets exactly the
+  # masks the uninterrupted run would have had.
+  step_key = jax.random.fold_in(state["rng"], state["step"])
+
+  def loss_fn(params):
+    model = model_from(static, params, state["batch_stats"])
+    nnx.reseed(model, dropout=step_key)
+    outputs = model(batch["signals"], batch["mask"], batch.get("positions"), train=True)
+    loss, aux = contrastive_loss(static.loss, outputs, model.log_scale[...])
+    return loss, (aux, nnx.state(model, nnx.BatchStat))
+
+  (loss, (aux, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+  updates, opt_state = static.tx.update(grads, state["opt_state"], state["params"])
+  params = clamp_log_scale(optax.apply_updates(state["params"], updates))
+  new_state = {"step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
+               "opt_state": opt_state, "rng": state["rng"]}
+  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+  return new_state, metrics
+
+
+# ----------------------------------------------------------------------------------------------
+# Input.
+# ----------------------------------------------------------------------------------------------
+
+
+def group_modalities(batch: Batch, groups: Mapping[str, tuple[str, ...]] | None) -> dict[str, Any]:
+  """Concatenates dataset modalities into encoder modalities along the channel axis.
+
+  SleepFM-Clinical feeds EEG and EOG together as one "BAS" (brain activity signals) modality;
+  `groups={"bas": ("eeg", "eog"), "ecg": ("ecg",), ...}` does that. Channel masks and positions are
+  concatenated alike, so padding stays masked. None keeps the dataset's modalities.
+
+  Args:
+    batch: a pipeline batch (docs/architecture.md section 3).
+    groups: encoder modality -> dataset modalities, in channel order.
+
+  Returns:
+    The batch with "signals", "mask" and "positions" keyed by encoder modality.
+  """
+  if not groups:
+    return dict(batch)
+  out = dict(batch)
+  for key in ("signals", "mask", "positions"):
+    out[key] = {g: np.concatenate([batch[key][m] for m in members], axis=1)
+                for g, members in groups.items()}
+  return out
+
+
+def _groups(config) -> dict[str, tuple[str, ...]] | None:
+  groups = config.data.get("modality_groups")
+  return {k: tuple(v) for k, v in groups.items()} if groups else None
+
+
+def encoder_modalities(config) -> tuple[str, ...]:
+  groups = _groups(config)
+  return tuple(groups) if groups else tuple(config.data.modalities)
+
+
+# ----------------------------------------------------------------------------------------------
+# Checkpoints.
+# ----------------------------------------------------------------------------------------------
+
+
+def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=config.keep_checkpoints, save_interval_steps=1, create=True)
+  return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints", options=options)
+
+
+def save_checkpoint(mngr: ocp.CheckpointManager, state, data_state: Mapping[str, Any]) -> None:
+  step = int(jax.device_get(state["step"]))
+  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+                                          data=ocp.args.JsonSave(dict(data_state))))
+  mngr.wait_until_finished()
+
+
+def restore_checkpoint(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None):
+  """Restores (state, input-pipeline state) from `step` (default: the latest)."""
+  step = mngr.latest_step() if step is None else step
+  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
+                                                        data=ocp.args.JsonRestore()))
+  return restored["state"], restored["data"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The loop.
+# ----------------------------------------------------------------------------------------------
+
+
+def make_jitted_step(static: Static, mesh, state):
+  """jit(train_step) with the state replicated and donated and the batch sharded over `data`."""
+  rep = common.replicated(mesh)
+  state_sharding = jax.tree.map(lambda _: rep, state)
+  return jax.jit(functools.partial(train_step, static),
+                 in_shardings=(state_sharding, common.data_sharded(mesh)),
+                 out_shardings=(state_sharding, rep),
+                 donate_argnums=(0,))
+
+
+def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None) -> tuple[Static, dict[str, Any], dict[str, Any]]:
+  """Runs (or resumes) pretraining; returns (static, final state, initial state).
+
+  Args:
+    config: see configs/pretrain.py.
+    workdir: checkpoints, metrics.jsonl, tensorboard/ and reports go here.
+    train_source: a random-access source of epoch examples (default: the configured TFDS split).
+
+  Raises:
+    common.NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is kept.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  mesh = common.make_data_mesh(config.get("num_devices"))
+  n_dev = mesh.devices.size
+  if config.batch_size % (n_dev) != 0:
+    raise ValueError(f"batch_size {config.batch_size} must be divisible by the {n_dev} devices of the mesh")
+  local_batch = config.batch_size // jax.process_count()
+
+  static, state = init_state(config, encoder_modalities(config))
+  init_params = jax.tree.map(jnp.copy, {"params": state["params"], "batch_stats": state["batch_stats"]})
+  state = jax.device_put(state, common.replicated(mesh))
+
+  if train_source is None:
+    train_source = pipeline.load_source(config.data, config.data.train_split)
+  dataset = pipeline.make_dataset(
+      train_source, window_epochs=config.data.window_epochs, batch_size=local_batch,
+      channel_caps=dict(config.data.channel_caps), modalities=tuple(config.data.modalities),
+      seed=config.seed, shuffle=True, num_epochs=None, drop_remainder=True,
+      shard_index=jax.process_index(), shard_count=jax.process_count())
+  data_iter = iter(dataset)
+
+  mngr = checkpoint_manager(str(workdir), config)
+  if mngr.latest_step() is not None:
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+    state, data_state = restore_checkpoint(mngr, abstract)
+    data_iter.set_state(data_state)
+    logging.info("Resumed from %s at step %d", mngr.directory, int(state["step"]))
+    print(f"Resuming from checkpoint at step {int(state['step'])} in {mngr.directory}")
+
+  step_fn = make_jitted_step(static, mesh, state)
+  writer = common.MetricWriter(workdir)
+  start_step = int(jax.device_get(state["step"]))
+  windows_per_step = config.batch_size
+  bar = tqdm.tqdm(total=config.steps, initial=start_step, desc="pretrain", unit="step",
+                  disable=jax.process_index() != 0 or not config.get("progress_bar", True))
+  t_last, step_last = time.perf_counter(), start_step
+  pending = None
+  for step in range(start_step, config.steps):
+    batch = group_modalities(next(data_iter), _groups(config))
+    state, metrics = step_fn(state, common.global_batch(batch, mesh))
+    pending = metrics
+    done = step + 1
+    bar.update(1)
+    is_log = done % config.log_every == 0 or done == config.steps
+    is_ckpt = done % config.checkpoint_every == 0 or done == config.steps
+    if is_log or is_ckpt:
+      # Fetching to host only every N steps keeps the device busy (HOUSE_STYLE).
+      scalars = {f"train/{k}": float(v) for k, v in jax.device_get(pending).items()}
+      if not np.isfinite(scalars["train/loss"]) or not np.isfinite(scalars["train/grad_norm"]):
+        writer.close()
+        bar.close()
+        last = mngr.latest_step()
+        raise common.NonFiniteLossError(
+            f"non-finite loss ({scalars['train/loss']}) or gradient norm at step {done}; stopping. "
+            f"The last good checkpoint (step {last}) is kept in {mngr.directory}. "
+            "Lower the learning rate or enable optimizer.grad_clip_norm.")
+      now = time.perf_counter()
+      rate = (done - step_last) / max(now - t_last, 1e-9)
+      scalars["train/steps_per_s"] = rate
+      scalars["train/windows_per_s"] = rate * windows_per_step
+      t_last, step_last = now, done
+      writer.write_scalars(done, scalars)
+      bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", steps_s=f"{rate:.2f}",
+                      windows_s=f"{rate * windows_per_step:.1f}")
+    if is_ckpt:
+      save_checkpoint(mngr, state, data_iter.get_state())
+  bar.close()
+  writer.close()
+  mngr.close()
+  return static, state, init_params
+
+
+# ----------------------------------------------------------------------------------------------
+# Evaluation: frozen-embedding linear probe and cross-modal retrieval.
+# ----------------------------------------------------------------------------------------------
+
+
+def embed_epochs(static: Static, params, batch_stats, source, config, *, max_windows: int | None = None):
+  """Per-30-s-epoch embeddings of every window of `source`, frozen encoder in eval mode.
+
+  Each epoch's embedding is the mean of the encoder's output tokens that fall inside the epoch,
+  per modality; modalities are concatenated (as SleepFM's linear probe uses them).
+
+  Returns:
+    dict with "features" (N, M*E) float32, "stage" (N,) int32, "subject" (N,) object,
+    "pooled" {modality: (W, E)} window embeddings for retrieval.
+  """
+  model = model_from(static, params, batch_stats)
+  model.eval()
+
+  @nnx.jit
+  def forward(model, signals, mask, positions):
+    return model(signals, mask, positions, train=False)
+
+  ds = pipeline.iterate_windows(
+      source, window_epochs=config.data.window_epochs, batch_size=config.eval.batch_size,
+      channel_caps=dict(config.data.channel_caps), modalities=tuple(config.data.modalities))
+  feats, stages, subjects, pooled = [], [], [], {}
+  seen = 0
+  for batch in ds:
+    batch = group_modalities(batch, _groups(config))
+    outputs = forward(model, batch["signals"], batch["mask"], batch.get("positions"))
+    per_mod = []
+    for m in sorted(outputs):
+      tokens, window_emb = (np.asarray(x) for x in outputs[m])
+      b, s, e = tokens.shape
+      l = config.data.window_epochs
+      per_mod.append(tokens.reshape(b, l, s // l, e).mean(axis=2))  # (B, L, E)
+      pooled.setdefault(m, []).append(window_emb)
+    f = np.concatenate(per_mod, axis=-1)  # (B, L, M*E)
+    feats.append(f.reshape(-1, f.shape[-1]))
+    stages.append(np.asarray(batch["stage"]).reshape(-1))
+    subjects.append(np.repeat(np.asarray(batch["subject"]), config.data.window_epochs))
+    seen += len(f)
+    if max_windows is not None and seen >= max_windows:
+      break
+  return {"features": np.concatenate(feats), "stage": np.concatenate(stages),
+          "subject": np.concatenate(subjects),
+          "pooled": {m: np.concatenate(v) for m, v in pooled.items()}}
+
+
+def evaluate(config, workdir, static: Static, state, init_params, *, fit_source=None, test_source=None) -> list[dict[str, Any]]:
+  """Linear probe (pretrained vs random init) + retrieval on held-out subjects; writes reports."""
+  fit_source = fit_source or pipeline.load_source(config.data, config.eval.fit_split)
+  test_source = test_source or pipeline.load_source(config.data, config.eval.test_split)
+  rows = []
+  for name, p in (("pretrained", {"params": state["params"], "batch_stats": state["batch_stats"]}),
+                  ("random_init", init_params)):
+    p = jax.device_get(p)
+    fit = embed_epochs(static, p["params"], p["batch_stats"], fit_source, config,
+                       max_windows=config.eval.max_fit_windows)
+    test = embed_epochs(static, p["params"], p["batch_stats"], test_source, config)
+    keep_fit, keep_test = fit["stage"] >= 0, test["stage"] >= 0
+    result = probe_lib.linear_probe(fit["features"][keep_fit], fit["stage"][keep_fit],
+                                    test["features"][keep_test], test["stage"][keep_test],
+                                    seed=config.seed)
+    retrieval = probe_lib.retrieval_top1(test["pooled"])
+    row = {"encoder": name, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
+           "kappa": result["kappa"],
+           **{f"retrieval_top1/{m}": v for m, v in retrieval.items()},
+           "n_fit_epochs": int(keep_fit.sum()), "n_test_epochs": int(keep_test.sum())}
+    rows.append(row)
+  report_lib.write_results(workdir, "probe", rows)
+  return rows
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
+  """The main job: pretrain (or resume), then probe on held-out subjects; prints the table."""
+  common.maybe_initialize_distributed()
+  pipeline.register_builder(config.data)
+  if config.get("summary_only", False):
+    print(pipeline.dataset_summary(config.data))
+    return []
+  print(pipeline.dataset_summary(config.data))
+  static, state, init_params = train(config, workdir)
+  rows = evaluate(config, workdir, static, state, init_params)
+  table = report_lib.format_table(rows)
+  print("\nLinear probe on held-out subjects (frozen embeddings; "
+        f"fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}")
+  return rows
