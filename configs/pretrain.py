@@ -40,10 +40,11 @@ def _base() -> ml_collections.ConfigDict:
   c.data.modalities = ("eeg", "eog", "emg", "ecg", "resp")
   # SleepFM-Clinical feeds EEG + EOG as one "BAS" modality; the others stand alone.
   c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",), "emg": ("emg",), "resp": ("resp",)}
-  # Channel caps per dataset modality (static shapes: pad to the cap and mask). SleepFM-Clinical
+  # Channel caps per encoder modality (static shapes: pad to the cap and mask). SleepFM-Clinical
   # caps are BAS 10, ECG 2, EMG 4, RESP 7; the synthetic montage has 6 EEG + 2 EOG + 1 EMG + 1 ECG
   # + 3 RESP channels.
-  c.data.channel_caps = {"eeg": 8, "eog": 2, "emg": 1, "ecg": 1, "resp": 3}
+  # None pads nothing (the dataset's own counts); `clinical` uses the caps of SleepFM-Clinical.
+  c.data.channel_caps = None
   c.data.window_epochs = 10  # 5-min windows of ten 30-s epochs (SleepFM-Clinical).
   c.data.train_split = "train"
 
@@ -70,6 +71,7 @@ def _base() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.num_devices = None  # None: every device of every process.
   c.progress_bar = True
+  c.summary_only = False  # True: build the dataset, print its summary, stop.
 
   c.eval = ml_collections.ConfigDict()
   c.eval.fit_split = "validation"
@@ -114,12 +116,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.builder_config = "sleep_cassette"
     c.data.modalities = ("eeg", "eog", "emg", "resp")
     c.data.modality_groups = {"bas": ("eeg", "eog"), "emg": ("emg",), "resp": ("resp",)}
-    c.data.channel_caps = {"eeg": 2, "eog": 1, "emg": 1, "resp": 1}
     c.model.overrides = ml_collections.ConfigDict({"patch_size": 500, "channel_encoding": True})
     c.steps = 20000
   elif variant == "clinical":
     c.data.builder_config = "large"
-    c.data.channel_caps = {"eeg": 8, "eog": 2, "emg": 4, "ecg": 2, "resp": 7}
+    c.data.channel_caps = {"bas": 10, "ecg": 2, "emg": 4, "resp": 7}
     c.model.preset = "sleepfm_clinical"
     c.model.overrides = ml_collections.ConfigDict({"channel_encoding": True})
     c.batch_size = 128

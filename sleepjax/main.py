@@ -25,7 +25,6 @@ TASKS = {
     "pretrain": "sleepjax.train.pretrain",
     "sleepmg": "sleepjax.train.sleepmg",
     "finetune": "sleepjax.train.finetune",
-    "dataset_summary": "sleepjax.train.summary",
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
+import importlib
 import pathlib
 import time
 from typing import Any, Iterator, Mapping
@@ -34,6 +34,7 @@ import tqdm
 
 from sleepjax import losses
 from sleepjax.data import pipeline
+from sleepjax.data import summary as summary_lib
 from sleepjax.evaluation import probe as probe_lib
 from sleepjax.evaluation import report as report_lib
 from sleepjax.models import encoder as encoder_lib
@@ -174,37 +175,35 @@ def train_step(static: Static, state: dict[str, Any], batch: Batch):
 # ----------------------------------------------------------------------------------------------
 
 
-def group_modalities(batch: Batch, groups: Mapping[str, tuple[str, ...]] | None) -> dict[str, Any]:
-  """Concatenates dataset modalities into encoder modalities along the channel axis.
+def modality_groups(config) -> dict[str, tuple[str, ...]]:
+  """Encoder modality -> dataset modalities concatenated along channels (pipeline `modalities`).
 
-  SleepFM-Clinical feeds EEG and EOG together as one "BAS" (brain activity signals) modality;
-  `groups={"bas": ("eeg", "eog"), "ecg": ("ecg",), ...}` does that. Channel masks and positions are
-  concatenated alike, so padding stays masked. None keeps the dataset's modalities.
-
-  Args:
-    batch: a pipeline batch (docs/architecture.md section 3).
-    groups: encoder modality -> dataset modalities, in channel order.
-
-  Returns:
-    The batch with "signals", "mask" and "positions" keyed by encoder modality.
+  SleepFM-Clinical feeds EEG and EOG together as one "BAS" (brain activity signals) modality:
+  `config.data.modality_groups = {"bas": ("eeg", "eog"), ...}`. Without groups every dataset
+  modality in `config.data.modalities` is its own encoder modality.
   """
-  if not groups:
-    return dict(batch)
-  out = dict(batch)
-  for key in ("signals", "mask", "positions"):
-    out[key] = {g: np.concatenate([batch[key][m] for m in members], axis=1)
-                for g, members in groups.items()}
-  return out
-
-
-def _groups(config) -> dict[str, tuple[str, ...]] | None:
   groups = config.data.get("modality_groups")
-  return {k: tuple(v) for k, v in groups.items()} if groups else None
+  if groups:
+    return {k: tuple(v) for k, v in groups.items()}
+  return {m: (m,) for m in config.data.modalities}
+
+
+def channel_caps(config) -> dict[str, int] | None:
+  caps = config.data.get("channel_caps")
+  return dict(caps) if caps else None
+
+
+def load_source(config, split: str):
+  """Prepares (first call builds) the configured TFDS dataset and opens `split`."""
+  if config.data.get("builder_module"):
+    # Registers the builder with TFDS; sleepjax itself never imports tfds_builders.
+    importlib.import_module(config.data.builder_module)
+  return pipeline.data_source(config.data.name, split, data_dir=config.data.data_dir,
+                              config=config.data.builder_config, manual_dir=config.data.manual_dir)
 
 
 def encoder_modalities(config) -> tuple[str, ...]:
-  groups = _groups(config)
-  return tuple(groups) if groups else tuple(config.data.modalities)
+  return tuple(modality_groups(config))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -272,10 +271,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None)
   state = jax.device_put(state, common.replicated(mesh))
 
   if train_source is None:
-    train_source = pipeline.load_source(config.data, config.data.train_split)
+    train_source = load_source(config, config.data.train_split)
   dataset = pipeline.make_dataset(
       train_source, window_epochs=config.data.window_epochs, batch_size=local_batch,
-      channel_caps=dict(config.data.channel_caps), modalities=tuple(config.data.modalities),
+      channel_caps=channel_caps(config), modalities=modality_groups(config),
       seed=config.seed, shuffle=True, num_epochs=None, drop_remainder=True,
       shard_index=jax.process_index(), shard_count=jax.process_count())
   data_iter = iter(dataset)
@@ -297,7 +296,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None)
   t_last, step_last = time.perf_counter(), start_step
   pending = None
   for step in range(start_step, config.steps):
-    batch = group_modalities(next(data_iter), _groups(config))
+    batch = next(data_iter)
     state, metrics = step_fn(state, common.global_batch(batch, mesh))
     pending = metrics
     done = step + 1
@@ -355,11 +354,10 @@ def embed_epochs(static: Static, params, batch_stats, source, config, *, max_win
 
   ds = pipeline.iterate_windows(
       source, window_epochs=config.data.window_epochs, batch_size=config.eval.batch_size,
-      channel_caps=dict(config.data.channel_caps), modalities=tuple(config.data.modalities))
+      channel_caps=channel_caps(config), modalities=modality_groups(config))
   feats, stages, subjects, pooled = [], [], [], {}
   seen = 0
   for batch in ds:
-    batch = group_modalities(batch, _groups(config))
     outputs = forward(model, batch["signals"], batch["mask"], batch.get("positions"))
     per_mod = []
     for m in sorted(outputs):
@@ -382,8 +380,8 @@ def embed_epochs(static: Static, params, batch_stats, source, config, *, max_win
 
 def evaluate(config, workdir, static: Static, state, init_params, *, fit_source=None, test_source=None) -> list[dict[str, Any]]:
   """Linear probe (pretrained vs random init) + retrieval on held-out subjects; writes reports."""
-  fit_source = fit_source or pipeline.load_source(config.data, config.eval.fit_split)
-  test_source = test_source or pipeline.load_source(config.data, config.eval.test_split)
+  fit_source = fit_source or load_source(config, config.eval.fit_split)
+  test_source = test_source or load_source(config, config.eval.test_split)
   rows = []
   for name, p in (("pretrained", {"params": state["params"], "batch_stats": state["batch_stats"]}),
                   ("random_init", init_params)):
@@ -405,17 +403,36 @@ def evaluate(config, workdir, static: Static, state, init_params, *, fit_source=
   return rows
 
 
+def print_dataset_summary(config) -> str:
+  """Builds the dataset if needed and prints subjects, recordings and epochs per stage per split."""
+  summaries = {}
+  for split in dict.fromkeys((config.data.train_split, config.eval.fit_split, config.eval.test_split)):
+    summaries[split] = summary_lib.split_summary(load_source(config, split))
+  title = f"Dataset {config.data.name}/{config.data.builder_config}"
+  if config.data.name == "synthetic_psg":
+    title += " (SYNTHETIC signals from sleepjax.data.synthetic, not real recordings)"
+  text = summary_lib.format_summary(title, summaries)
+  print(text, flush=True)
+  return text
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
-  """The main job: pretrain (or resume), then probe on held-out subjects; prints the table."""
+  """The main job: pretrain (or resume), then probe on held-out subjects; prints the table.
+
+  Args:
+    config: configs/pretrain.py.
+    workdir: where checkpoints, metrics and the probe report (probe.md/.csv/.json) go.
+
+  Returns:
+    The probe table rows (pretrained and random-init encoders).
+  """
   common.maybe_initialize_distributed()
-  pipeline.register_builder(config.data)
+  print_dataset_summary(config)
   if config.get("summary_only", False):
-    print(pipeline.dataset_summary(config.data))
     return []
-  print(pipeline.dataset_summary(config.data))
   static, state, init_params = train(config, workdir)
   rows = evaluate(config, workdir, static, state, init_params)
   table = report_lib.format_table(rows)
   print("\nLinear probe on held-out subjects (frozen embeddings; "
-        f"fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}")
+        f"fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}", flush=True)
   return rows
