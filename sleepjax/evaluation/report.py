@@ -1,0 +1,190 @@
+"""Result tables (Markdown, CSV, JSON) and confusion-matrix plots.
+
+Every experiment writes its numbers in three forms from the same rows: Markdown to read, CSV to
+load into a spreadsheet, JSON to load back without losing types.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import csv
+import json
+import math
+import os
+import pathlib
+
+import numpy as np
+
+
+def _cell(value, floatfmt: str) -> str:
+  if value is None:
+    return ""
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value))
+  if isinstance(value, (float, np.floating)):
+    if math.isnan(value):
+      return "nan"
+    return format(float(value), floatfmt)
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  # Markdown tables break on "|" and newlines inside a cell.
+  return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _columns(rows: Sequence[Mapping], columns: Sequence[str] | None) -> list[str]:
+  if columns is not None:
+    return list(columns)
+  seen: dict[str, None] = {}
+  for row in rows:
+    for key in row:
+      seen.setdefault(key, None)
+  return list(seen)
+
+
+def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
+                 floatfmt: str = ".4f") -> str:
+  """Formats rows as a GitHub-flavoured Markdown table.
+
+  Args:
+    rows: one mapping per table row (e.g. a model's metrics from `metrics.summarize` plus a
+      "model" entry). Missing keys give empty cells.
+    columns: column order; defaults to the keys in order of first appearance.
+    floatfmt: format spec for floats (`format(x, floatfmt)`); NaN prints "nan".
+
+  Returns:
+    The table as a string (header, separator, one line per row), with numeric columns
+    right-aligned, without a trailing newline.
+
+  Raises:
+    ValueError: no columns.
+  """
+  cols = _columns(rows, columns)
+  if not cols:
+    raise ValueError("format_table needs at least one column")
+  numeric = [
+      all(isinstance(r.get(c), (int, float, np.integer, np.floating)) or r.get(c) is None for r in rows)
+      and any(r.get(c) is not None for r in rows)
+      for c in cols
+  ]
+  body = [[_cell(r.get(c), floatfmt) for c in cols] for r in rows]
+  widths = [max([len(c)] + [len(line[i]) for line in body] + [3]) for i, c in enumerate(cols)]
+
+  def line(cells):
+    padded = [cell.rjust(w) if num else cell.ljust(w) for cell, w, num in zip(cells, widths, numeric)]
+    return "| " + " | ".join(padded) + " |"
+
+  sep = "|" + "|".join(("-" * (w + 1) + ":") if num else ("-" * (w + 2))
+                       for w, num in zip(widths, numeric)) + "|"
+  return "\n".join([line(cols), sep] + [line(b) for b in body])
+
+
+def _jsonable(value):
+  if isinstance(value, np.ndarray):
+    return [_jsonable(v) for v in value.tolist()]
+  if isinstance(value, (list, tuple)):
+    return [_jsonable(v) for v in value]
+  if isinstance(value, Mapping):
+    return {str(k): _jsonable(v) for k, v in value.items()}
+  if isinstance(value, (np.bool_, bool)):
+    return bool(value)
+  if isinstance(value, (np.integer,)):
+    return int(value)
+  if isinstance(value, (float, np.floating)):
+    # JSON has no NaN; null keeps the file valid for strict parsers.
+    return None if not math.isfinite(float(value)) else float(value)
+  return value
+
+
+def write_results(workdir: str | os.PathLike, name: str, rows: Sequence[Mapping],
+                  columns: Sequence[str] | None = None, floatfmt: str = ".4f") -> dict[str, pathlib.Path]:
+  """Writes `<name>.md`, `<name>.csv` and `<name>.json` into `workdir` (created if needed).
+
+  Args:
+    workdir: output directory.
+    name: file stem, e.g. "isruc_s3_5fold"; must not contain a path separator.
+    rows: one mapping per row; scalar values go to all three files, array values (a confusion
+      matrix) only to the JSON file.
+    columns: column order for Markdown/CSV (default: scalar keys in order of first appearance).
+    floatfmt: float format of the Markdown table (CSV and JSON keep full precision).
+
+  Returns:
+    {"md": path, "csv": path, "json": path}.
+
+  Raises:
+    ValueError: `name` is empty or contains a path separator.
+  """
+  if not name or os.sep in name or "/" in name:
+    raise ValueError(f"results name must be a plain file stem, got {name!r}")
+  out_dir = pathlib.Path(workdir)
+  out_dir.mkdir(parents=True, exist_ok=True)
+
+  def scalar(v):
+    return v is None or isinstance(v, (str, int, float, bool, np.integer, np.floating, np.bool_))
+
+  if columns is None:
+    columns = [c for c in _columns(rows, None) if all(scalar(r.get(c)) for r in rows)]
+  paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv", "json": out_dir / f"{name}.json"}
+  paths["md"].write_text(format_table(rows, columns, floatfmt) + "\n")
+  with open(paths["csv"], "w", newline="") as f:
+    writer = csv.writer(f)
+    writer.writerow(columns)
+    for r in rows:
+      # NaN is written as an empty cell, which spreadsheets and pandas read back as missing.
+      writer.writerow(["" if _jsonable(r.get(c)) is None else _jsonable(r.get(c)) for c in columns])
+  paths["json"].write_text(json.dumps([_jsonable(dict(r)) for r in rows], indent=2) + "\n")
+  return paths
+
+
+def plot_confusion(cm, class_names: Sequence[str], path: str | os.PathLike, *, normalize: bool = True,
+                   title: str | None = None) -> pathlib.Path:
+  """Saves a confusion-matrix heat map (rows = truth, columns = prediction) as an image.
+
+  Args:
+    cm: (K, K) counts (e.g. `metrics.confusion_matrix` or a probe's "confusion_matrix").
+    class_names: K names, e.g. `sleepjax.data.stages.STAGE_NAMES`.
+    path: output file; the format follows the suffix (".png", ".pdf", ".svg").
+    normalize: divide each row by its count so the diagonal is per-class recall (rows without
+      examples stay 0); cells are annotated with the fraction and the raw count.
+    title: optional figure title.
+
+  Returns:
+    The written path.
+
+  Raises:
+    ValueError: the matrix is not (K, K) counts or the names do not match K.
+  """
+  cm = np.asarray(cm)
+  if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or np.any(cm < 0):
+    raise ValueError(f"plot_confusion needs a (K, K) matrix of non-negative counts, got shape {cm.shape}")
+  k = cm.shape[0]
+  if len(class_names) != k:
+    raise ValueError(f"{len(class_names)} class names for a {k}-class confusion matrix")
+  # An explicit Agg canvas instead of pyplot: no global backend switch, works headless and
+  # leaves a notebook's inline backend alone.
+  from matplotlib.backends.backend_agg import FigureCanvasAgg
+  from matplotlib.figure import Figure
+
+  rows = cm.sum(axis=1, keepdims=True)
+  shown = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0) if normalize else cm.astype(float)
+  fig = Figure(figsize=(1.1 * k + 2, 1.0 * k + 1.5))
+  FigureCanvasAgg(fig)
+  ax = fig.add_subplot()
+  im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
+  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+  ax.set_xticks(range(k), labels=list(class_names))
+  ax.set_yticks(range(k), labels=list(class_names))
+  ax.set_xlabel("predicted")
+  ax.set_ylabel("true")
+  if title:
+    ax.set_title(title)
+  threshold = 0.5 * (1 if normalize else max(shown.max(), 1))
+  for i in range(k):
+    for j in range(k):
+      text = f"{shown[i, j]:.2f}\n({cm[i, j]:g})" if normalize else f"{cm[i, j]:g}"
+      ax.text(j, i, text, ha="center", va="center", fontsize=8,
+              color="white" if shown[i, j] > threshold else "black")
+  fig.tight_layout()
+  path = pathlib.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=120)
+  return path
