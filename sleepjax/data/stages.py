@@ -13,3 +13,45 @@ UNSCORED = -1
 MOVEMENT = -2  # Kept apart from UNSCORED only so that reports can count the two reasons.
 STAGE_NAMES = ("W", "N1", "N2", "N3", "REM")
 NUM_STAGES = 5
+
+# R&K (and Sleep-EDF "Sleep stage X") codes -> AASM. R&K S3 and S4 merge into N3 (AASM 2007).
+RK_TO_AASM = {
+    "W": W,
+    "1": N1,
+    "2": N2,
+    "3": N3,
+    "4": N3,
+    "R": REM,
+    "?": UNSCORED,
+    "M": MOVEMENT,
+}
+
+
+def map_stage_text(text: str, path=None) -> int:
+  """Maps one Sleep-EDF style stage annotation to an AASM stage integer.
+
+  Accepts "Sleep stage W/1/2/3/4/R/?" (Sleep-EDF Expanded, Kemp et al. 2000) and
+  "Movement time"; surrounding whitespace is ignored.
+
+  Args:
+    text: the annotation text.
+    path: the file the text comes from, only to name it in the error.
+
+  Returns:
+    An int: W=0, N1=1, N2=2, N3=3 (R&K 3 and 4), REM=4, UNSCORED=-1 ("?"), MOVEMENT=-2.
+
+  Raises:
+    AnnotationError: the text is not a known stage annotation.
+  """
+  # Imported here so that stages.py stays a leaf module for everything else.
+  from sleepjax.data.errors import AnnotationError
+
+  t = text.strip()
+  if t.casefold() == "movement time":
+    return MOVEMENT
+  prefix = "sleep stage "
+  if t.casefold().startswith(prefix):
+    code = t[len(prefix):].strip().upper()
+    if code in RK_TO_AASM:
+      return RK_TO_AASM[code]
+  raise AnnotationError(path, f"unknown sleep stage annotation text {text!r}")

@@ -1,0 +1,387 @@
+"""EDF / EDF+ header validation and reading, with physical units made explicit.
+
+The fixed 256-byte header and the 256-byte-per-signal header are parsed here from the raw
+bytes (they are tiny), so that a damaged file is rejected with a message naming the file and
+the problem before MNE touches it. The samples themselves are read by MNE.
+
+Format: Kemp et al. (1992) "A simple format for exchange of digitized polygraphic
+recordings", Electroencephalogr. Clin. Neurophysiol. 82:391-393 (EDF); Kemp & Olivan (2003)
+"European data format 'plus' (EDF+)", Clin. Neurophysiol. 114:1755-1761 (EDF+).
+
+Units, explicitly: MNE's EDF reader converts a channel to volts only when its physical
+dimension is exactly "uV", "µV" (micro sign or Greek mu) or "mV"; every other dimension
+(including "UV", "MV", "V", "nV", "DegC", "") is returned as the raw physical value. This
+module never guesses from MNE's output: `mne_volt_scale` mirrors MNE's rule, and
+`channel_to_microvolts` undoes it and applies `to_microvolts_factor` to the header's own
+physical dimension. tests/data/test_edf.py checks the mirror against MNE on written files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import re
+
+import numpy as np
+
+from sleepjax.data.errors import EDFHeaderError
+from sleepjax.data.errors import EDFTruncatedError
+from sleepjax.data.errors import SamplingRateError
+from sleepjax.data.errors import UnitError
+
+_FIXED_HEADER_BYTES = 256
+_SIGNAL_HEADER_BYTES = 256
+_ANNOTATION_LABEL = "EDF Annotations"
+
+# Factor from the physical dimension to microvolts. Keys are compared exactly first, then
+# case-insensitively (DREAMS writes "UV"/"MV"; megavolts do not occur in physiology, so
+# "MV" is read as millivolts).
+_MICROVOLT_FACTORS = {
+    "nv": 1e-3,
+    "uv": 1.0,
+    "\u00b5v": 1.0,  # micro sign
+    "\u03bcv": 1.0,  # Greek small mu
+    "mv": 1e3,
+    "v": 1e6,
+}
+
+# MNE (mne/io/edf/edf.py, _read_edf_header) scales exactly these strings to volts.
+_MNE_MICRO = ("\u03bcV", "\u00b5V", "\x83\xcaV", "uV")
+
+
+@dataclasses.dataclass(frozen=True)
+class EDFHeader:
+  """The parsed, validated EDF/EDF+ header of one file.
+
+  Attributes:
+    path: the file (str).
+    version: the version field, always "0" after validation.
+    patient: local patient identification (80 chars, stripped).
+    recording: local recording identification (80 chars, stripped).
+    start: recording start (naive datetime, as written; EDF years 85-99 -> 19xx, else 20xx),
+      or None when the date/time fields cannot be parsed (reported, not fatal).
+    header_bytes: declared header size in bytes; equals 256 * (n_signals + 1).
+    reserved: the 44-char reserved field; "EDF+C"/"EDF+D" marks EDF+.
+    n_records: number of data records (>= 0).
+    record_duration_s: duration of one data record in seconds (0 for annotation-only EDF+).
+    n_signals: number of signals, annotation signals included.
+    labels: per-signal labels (stripped), length n_signals.
+    transducer_types: per-signal transducer strings.
+    physical_dims: per-signal physical dimension strings (e.g. "uV"), stripped.
+    physical_min, physical_max, digital_min, digital_max: per-signal calibration, float.
+    prefiltering: per-signal prefiltering strings.
+    n_samples_per_record: per-signal samples per data record (int).
+    sfreqs: per-signal sampling rate in Hz (n_samples_per_record / record_duration_s);
+      0.0 for annotation signals of annotation-only files.
+    is_edf_plus: True for EDF+ (reserved field starts with "EDF+").
+    annotation_indices: indices of "EDF Annotations" signals.
+  """
+
+  path: str
+  version: str
+  patient: str
+  recording: str
+  start: datetime.datetime | None
+  header_bytes: int
+  reserved: str
+  n_records: int
+  record_duration_s: float
+  n_signals: int
+  labels: tuple[str, ...]
+  transducer_types: tuple[str, ...]
+  physical_dims: tuple[str, ...]
+  physical_min: tuple[float, ...]
+  physical_max: tuple[float, ...]
+  digital_min: tuple[float, ...]
+  digital_max: tuple[float, ...]
+  prefiltering: tuple[str, ...]
+  n_samples_per_record: tuple[int, ...]
+  sfreqs: tuple[float, ...]
+  is_edf_plus: bool
+  annotation_indices: tuple[int, ...]
+
+  @property
+  def record_bytes(self) -> int:
+    """Bytes per data record (2 bytes per 16-bit sample)."""
+    return 2 * sum(self.n_samples_per_record)
+
+  @property
+  def duration_s(self) -> float:
+    """Declared recording duration in seconds (n_records x record_duration_s)."""
+    return self.n_records * self.record_duration_s
+
+  @property
+  def signal_indices(self) -> tuple[int, ...]:
+    """Indices of the ordinary (non-annotation) signals."""
+    return tuple(i for i in range(self.n_signals) if i not in self.annotation_indices)
+
+  def sfreq_of(self, label: str) -> float:
+    """Sampling rate (Hz) of the signal with this exact (stripped) label; KeyError if absent."""
+    return self.sfreqs[self.labels.index(label)]
+
+  def physical_dim_of(self, label: str) -> str:
+    """Physical dimension of the signal with this exact (stripped) label; KeyError if absent."""
+    return self.physical_dims[self.labels.index(label)]
+
+
+def _field(raw: bytes, path: str, name: str) -> str:
+  try:
+    return raw.decode("ascii").strip()
+  except UnicodeDecodeError:
+    # EDF requires ASCII, but vendors write Latin-1 (e.g. "µV"); accept it for free text.
+    return raw.decode("latin-1").strip()
+
+
+def _number(text: str, path: str, name: str, *, integer: bool = False) -> float | int:
+  try:
+    return int(text) if integer else float(text)
+  except ValueError:
+    kind = "an integer" if integer else "a number"
+    raise EDFHeaderError(path, f"header field {name} is not {kind}: {text!r}") from None
+
+
+def _parse_start(date: str, time: str) -> datetime.datetime | None:
+  m_d = re.fullmatch(r"(\d\d)\.(\d\d)\.(\d\d)", date)
+  m_t = re.fullmatch(r"(\d\d)\.(\d\d)\.(\d\d)", time)
+  if not (m_d and m_t):
+    return None
+  day, month, yy = (int(g) for g in m_d.groups())
+  # EDF spec: yy 85-99 -> 1985-1999, 00-84 -> 2000-2084.
+  year = 1900 + yy if yy >= 85 else 2000 + yy
+  try:
+    return datetime.datetime(year, month, day, *(int(g) for g in m_t.groups()))
+  except ValueError:
+    return None
+
+
+def validate_edf(path: str | os.PathLike) -> EDFHeader:
+  """Parses and checks an EDF/EDF+ header against the file's size.
+
+  Checks: the file exists and is non-empty; version "0"; every numeric field parses;
+  header_bytes == 256 * (n_signals + 1); n_records >= 0 (-1, "unknown", is rejected);
+  header_bytes + n_records * 2 * sum(samples_per_record) == file size; sampling rates positive
+  for every ordinary signal.
+
+  Args:
+    path: the .edf file.
+
+  Returns:
+    The `EDFHeader`.
+
+  Raises:
+    EDFHeaderError: missing/empty file, wrong version, unparsable or inconsistent field.
+    EDFTruncatedError: the file is shorter than declared (truncated download) or longer
+      (e.g. CRLF-corrupted copy: 0x0D inserted before every 0x0A), or n_records == -1.
+    SamplingRateError: an ordinary signal has zero samples per record or zero duration.
+  """
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise EDFHeaderError(path, "file does not exist")
+  size = os.path.getsize(path)
+  if size == 0:
+    raise EDFHeaderError(path, "file is empty (0 bytes)")
+  with open(path, "rb") as f:
+    fixed = f.read(_FIXED_HEADER_BYTES)
+    if len(fixed) < _FIXED_HEADER_BYTES:
+      raise EDFHeaderError(
+          path, f"file has {size} bytes, fewer than the 256-byte EDF fixed header")
+    version = _field(fixed[0:8], path, "version")
+    if version != "0":
+      raise EDFHeaderError(path, f"not an EDF file: version field is {version!r}, expected '0'")
+    patient = _field(fixed[8:88], path, "patient")
+    recording = _field(fixed[88:168], path, "recording")
+    start = _parse_start(_field(fixed[168:176], path, "startdate"),
+                         _field(fixed[176:184], path, "starttime"))
+    header_bytes = _number(_field(fixed[184:192], path, "header_bytes"), path,
+                           "header_bytes", integer=True)
+    reserved = _field(fixed[192:236], path, "reserved")
+    n_records = _number(_field(fixed[236:244], path, "n_records"), path, "n_records",
+                        integer=True)
+    record_duration_s = _number(_field(fixed[244:252], path, "record_duration"), path,
+                                "record_duration")
+    n_signals = _number(_field(fixed[252:256], path, "n_signals"), path, "n_signals",
+                        integer=True)
+    if n_signals <= 0:
+      raise EDFHeaderError(path, f"number of signals is {n_signals}, expected > 0")
+    if header_bytes != _FIXED_HEADER_BYTES + _SIGNAL_HEADER_BYTES * n_signals:
+      raise EDFHeaderError(
+          path, f"header_bytes field is {header_bytes} but {n_signals} signals need "
+          f"256 * ({n_signals} + 1) = {256 * (n_signals + 1)}")
+    sig = f.read(_SIGNAL_HEADER_BYTES * n_signals)
+    if len(sig) < _SIGNAL_HEADER_BYTES * n_signals:
+      raise EDFTruncatedError(
+          path, f"truncated: file has {size} bytes, less than its declared "
+          f"{header_bytes}-byte header")
+
+  def column(offset: int, width: int, name: str) -> list[str]:
+    base = offset * n_signals
+    return [_field(sig[base + i * width:base + (i + 1) * width], path, name)
+            for i in range(n_signals)]
+
+  labels = column(0, 16, "label")
+  transducers = column(16, 80, "transducer")
+  dims = column(96, 8, "physical_dimension")
+  pmin = [_number(v, path, f"physical_min of {labels[i]!r}")
+          for i, v in enumerate(column(104, 8, "physical_min"))]
+  pmax = [_number(v, path, f"physical_max of {labels[i]!r}")
+          for i, v in enumerate(column(112, 8, "physical_max"))]
+  dmin = [_number(v, path, f"digital_min of {labels[i]!r}")
+          for i, v in enumerate(column(120, 8, "digital_min"))]
+  dmax = [_number(v, path, f"digital_max of {labels[i]!r}")
+          for i, v in enumerate(column(128, 8, "digital_max"))]
+  prefilter = column(136, 80, "prefiltering")
+  spr = [_number(v, path, f"samples_per_record of {labels[i]!r}", integer=True)
+         for i, v in enumerate(column(216, 8, "samples_per_record"))]
+
+  is_plus = reserved.startswith("EDF+")
+  ann = tuple(i for i, lab in enumerate(labels) if lab == _ANNOTATION_LABEL)
+
+  if n_records == -1:
+    raise EDFTruncatedError(
+        path, "n_records is -1 (unknown): the recording was not closed properly; "
+        "the number of data records cannot be trusted")
+  if n_records < 0:
+    raise EDFHeaderError(path, f"n_records is {n_records}, expected >= 0")
+  if any(s < 0 for s in spr):
+    raise EDFHeaderError(path, f"negative samples_per_record in {spr}")
+  expected = header_bytes + n_records * 2 * sum(spr)
+  if size != expected:
+    record_bytes = 2 * sum(spr)
+    detail = (f"header ({header_bytes} B) + {n_records} records x {record_bytes} B = "
+              f"{expected} B, but the file has {size} B")
+    if size < expected:
+      whole = (size - header_bytes) // record_bytes if record_bytes else 0
+      raise EDFTruncatedError(
+          path, f"truncated: {detail} (only {whole} whole data records present)")
+    raise EDFTruncatedError(
+        path, f"longer than declared, e.g. CRLF-corrupted download (0x0D inserted before "
+        f"0x0A): {detail} ({size - expected} extra bytes)")
+
+  sfreqs = []
+  for i, (lab, n) in enumerate(zip(labels, spr)):
+    if i in ann:
+      sfreqs.append(n / record_duration_s if record_duration_s > 0 else 0.0)
+      continue
+    if record_duration_s <= 0 or n <= 0:
+      raise SamplingRateError(
+          path, f"signal {lab!r} has no positive sampling rate: {n} samples per "
+          f"{record_duration_s}-s data record")
+    sfreqs.append(n / record_duration_s)
+
+  return EDFHeader(
+      path=path, version=version, patient=patient, recording=recording, start=start,
+      header_bytes=header_bytes, reserved=reserved, n_records=n_records,
+      record_duration_s=float(record_duration_s), n_signals=n_signals, labels=tuple(labels),
+      transducer_types=tuple(transducers), physical_dims=tuple(dims),
+      physical_min=tuple(pmin), physical_max=tuple(pmax), digital_min=tuple(dmin),
+      digital_max=tuple(dmax), prefiltering=tuple(prefilter),
+      n_samples_per_record=tuple(spr), sfreqs=tuple(sfreqs), is_edf_plus=is_plus,
+      annotation_indices=ann)
+
+
+def to_microvolts_factor(physical_dim: str, *, path=None, channel: str | None = None) -> float:
+  """The factor that converts a value in `physical_dim` to microvolts.
+
+  Args:
+    physical_dim: an EDF physical dimension: "nV", "uV", "µV" (micro sign or Greek mu),
+      "mV", "V"; case-insensitive ("UV" and "MV" as written by DREAMS mean uV and mV).
+    path: the file, only to name it in the error.
+    channel: the channel label, only to name it in the error.
+
+  Returns:
+    A float, e.g. 1e3 for "mV".
+
+  Raises:
+    UnitError: the dimension is not a voltage (e.g. "", "DegC", "%"), naming the file/channel.
+  """
+  key = physical_dim.strip()
+  factor = _MICROVOLT_FACTORS.get(key.casefold())
+  if factor is None:
+    which = f"channel {channel!r}: " if channel is not None else ""
+    raise UnitError(path, f"{which}physical dimension {physical_dim!r} is not a voltage; "
+                    "cannot convert to microvolts")
+  return factor
+
+
+def is_voltage(physical_dim: str) -> bool:
+  """True when `to_microvolts_factor` accepts `physical_dim`."""
+  return physical_dim.strip().casefold() in _MICROVOLT_FACTORS
+
+
+def mne_volt_scale(physical_dim: str) -> float:
+  """The factor MNE's EDF reader multiplies physical values by (mirrors MNE 1.x).
+
+  MNE returns `physical_value * scale`: 1e-6 for exactly "uV"/"µV"/"μV", 1e-3 for exactly
+  "mV", 1 otherwise (checked against MNE in tests/data/test_edf.py).
+
+  Args:
+    physical_dim: the stripped EDF physical dimension.
+
+  Returns:
+    The float scale.
+  """
+  if physical_dim in _MNE_MICRO:
+    return 1e-6
+  if physical_dim == "mV":
+    return 1e-3
+  return 1.0
+
+
+def channel_to_microvolts(data: np.ndarray, physical_dim: str, *, path=None,
+                          channel: str | None = None) -> np.ndarray:
+  """Converts one channel as returned by MNE's EDF reader to float32 microvolts.
+
+  Args:
+    data: (T,) or (..., T) float array as returned by `raw.get_data()` for this channel.
+    physical_dim: the channel's physical dimension from the EDF header.
+    path, channel: only to name them in the error.
+
+  Returns:
+    float32 array of the same shape, in microvolts.
+
+  Raises:
+    UnitError: the dimension is not a voltage.
+  """
+  factor = to_microvolts_factor(physical_dim, path=path, channel=channel)
+  return (np.asarray(data, np.float64) / mne_volt_scale(physical_dim) * factor).astype(
+      np.float32)
+
+
+def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
+                 verbose: str = "error", **kwargs):
+  """Validates the header, then reads the file with `mne.io.read_raw_edf`.
+
+  MNE upsamples channels recorded at a lower rate to the file's highest rate (FFT
+  resampling, npad=0) at read time: Sleep-EDF's 1 Hz EMG envelope and respiration come back
+  at 100 Hz. The validated header stays available as `raw.info["description"]` is left
+  untouched; use `validate_edf(path)` (cheap) for the header, and `channel_to_microvolts`
+  for units (see the module docstring).
+
+  Args:
+    path: the .edf file.
+    preload: passed to MNE (True: load the samples now).
+    include: optional list of channel labels to read (others are skipped by MNE).
+    verbose: MNE's log level.
+    **kwargs: passed to `mne.io.read_raw_edf`.
+
+  Returns:
+    An `mne.io.Raw`.
+
+  Raises:
+    EDFHeaderError, EDFTruncatedError, SamplingRateError: from `validate_edf`;
+    EDFHeaderError: MNE failed to read the file (its message is kept).
+  """
+  import mne  # Heavy import; keep `validate_edf` usable without it.
+
+  path = os.fspath(path)
+  validate_edf(path)
+  try:
+    return mne.io.read_raw_edf(path, preload=preload, include=include, verbose=verbose,
+                               **kwargs)
+  except Exception as e:  # MNE raises ValueError, RuntimeError, struct/IO errors alike.
+    raise EDFHeaderError(path, f"MNE could not read the file: {type(e).__name__}: {e}") from e
+
+
+# docs/architecture.md names it `read_raw`.
+read_raw = read_raw_edf

@@ -1,0 +1,379 @@
+"""One PSG night -> validated 30-s epochs per modality (docs/architecture.md, section 1).
+
+Pipeline of `epoch_recording`, in order:
+1. Resolve the montage's channels in the file (MissingChannelError for a required one).
+2. Units: voltage channels to float32 microvolts from the EDF header's physical dimension
+   (see sleepjax.data.edf); a resp channel whose dimension is not a voltage ("", "%",
+   thermistor counts) keeps its physical unit; any other non-voltage channel is a UnitError.
+3. Whole-night checks: a required channel that is entirely NaN/inf or flat (peak-to-peak <=
+   `flat_tol_uv`) raises BadSignalError; such an optional channel is dropped with a warning.
+4. Epoch grid = the hypnogram's: epoch i covers [onset_s + 30 i, onset_s + 30 (i+1)) s of the
+   PSG. Epochs not fully inside the signal are dropped as "beyond_signal".
+   Mismatch rule: let overhang be how far the SCORED epochs (stage != UNSCORED) beyond the
+   signal reach past its end (or before its start). overhang > `max_mismatch_s` (default 30 s,
+   one epoch) raises HypnogramMismatchError: a hypnogram that scores sleep the signal does not
+   contain belongs to another night or to a cut file. An unscored tail ("Sleep stage ?" after
+   the PSG ends, as in Sleep-EDF) never counts. `max_mismatch_s=None` accepts any overhang and
+   only counts the epochs: use it for excerpts such as the 300-s Sleep-EDF test file scored
+   for 22 h. No overlap at all between the hypnogram and the signal is always an error.
+   A signal longer than the hypnogram is fine: the tail has no epochs (a warning says how long).
+5. Wake trimming (Sleep-EDF protocol, e.g. Supratak et al. 2017): keep epochs from
+   `trim_wake_min` minutes before the first sleep epoch (N1..REM) to `trim_wake_min` after
+   the last; no sleep epoch at all -> nothing trimmed, with a warning.
+6. Movement and unscored epochs are dropped unless `keep_unscored` (then kept with label -1).
+7. Per-epoch bad signal, at the file's rate: any NaN/inf in any channel, or, in a channel of
+   `flat_check_modalities`, a flat epoch (peak-to-peak <= `flat_tol_uv`) or one clipped for
+   the whole epoch (every sample at the channel's night minimum or maximum).
+8. Resampling of the whole night per channel to `sfreq` (scipy.signal.resample_poly, which
+   low-pass filters as it resamples). With `lowpass_at_nyquist` (SleepFM-Clinical) a 4th-order
+   Butterworth low-pass at the new Nyquist is applied zero-phase (sosfiltfilt) first, when
+   downsampling. NaN samples are set to 0 before filtering (their epochs are already dropped).
+   Channels stored at a lower rate (Sleep-EDF's 1 Hz EMG envelope and respiration) were already
+   upsampled to the file's highest rate by MNE at read time (FFT, see edf.read_raw_edf), so they
+   are upsampled, not invented here.
+9. Optional per-night z-score per channel over the kept epochs (SleepFM-Clinical).
+
+Every 30-s epoch of the hypnogram is counted once in the EpochReport (sleepjax.data.report).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fractions
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import scipy.signal
+
+from sleepjax.data import edf as edf_lib
+from sleepjax.data import stages as stages_lib
+from sleepjax.data.channels import Montage
+from sleepjax.data.channels import electrode_position
+from sleepjax.data.errors import BadSignalError
+from sleepjax.data.errors import HypnogramMismatchError
+from sleepjax.data.errors import RecordingError
+from sleepjax.data.errors import SamplingRateError
+from sleepjax.data.errors import UnitError
+from sleepjax.data.hypnogram import EPOCH_S
+from sleepjax.data.hypnogram import Hypnogram
+from sleepjax.data.hypnogram import read_hypnogram
+from sleepjax.data.report import EpochReport
+
+_VOLTAGE_MODALITIES = ("eeg", "eog", "emg", "ecg")
+_POSITION_MODALITIES = ("eeg", "eog")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+  """One night after epoching (docs/architecture.md, section 1).
+
+  Attributes:
+    record_id: e.g. "SC4001E0"; never a local path.
+    subject_id: e.g. "SC4001" + subject number; the SleepMG "domain".
+    sfreq: Hz, common to every channel after resampling.
+    signals: {modality: (N, C, T) float32}, microvolts (z-scored if asked; resp channels in
+      their physical unit), T = 30 * sfreq. A modality with no channel present is absent.
+    channel_names: {modality: C names as in the montage (ChannelSpec.name)}.
+    positions: {modality: (C, 3) float32} electrode (x, y, z) on the unit sphere (bipolar ->
+      midpoint), NaN when not an electrode or unknown (EMG, ECG, resp, "EOG horizontal").
+    stages: (N,) int32, AASM W=0..REM=4 (UNSCORED=-1 only with keep_unscored).
+    epoch_index: (N,) int32, 0-based index of each epoch on the hypnogram timeline.
+    report: the EpochReport.
+  """
+
+  record_id: str
+  subject_id: str
+  sfreq: float
+  signals: dict[str, np.ndarray]
+  channel_names: dict[str, tuple[str, ...]]
+  positions: dict[str, np.ndarray]
+  stages: np.ndarray
+  epoch_index: np.ndarray
+  report: EpochReport
+
+  @property
+  def n_epochs(self) -> int:
+    """Number of kept epochs N."""
+    return int(self.stages.shape[0])
+
+
+def _physical_dims(raw, labels, physical_dims, path) -> dict[str, str | None]:
+  """Per label: the EDF physical dimension, or None when the raw is not from an EDF."""
+  if physical_dims is not None:
+    return {lab: physical_dims.get(lab) for lab in labels}
+  filenames = [f for f in (getattr(raw, "filenames", None) or ()) if f]
+  if filenames and os.fspath(filenames[0]).lower().endswith(".edf"):
+    header = edf_lib.validate_edf(filenames[0])
+    dims = dict(zip(header.labels, header.physical_dims))
+    return {lab: dims.get(lab.strip(), dims.get(lab)) for lab in labels}
+  return {lab: None for lab in labels}
+
+
+def _to_unit(data, label, modality, dim, raw_unit_is_volt, path):
+  """float64 channel as MNE returns it -> microvolts (or the physical unit for resp)."""
+  if dim is None:
+    # Not an EDF (e.g. mne.io.RawArray): MNE convention, volts for FIFF unit V.
+    return data * 1e6 if raw_unit_is_volt else data
+  if edf_lib.is_voltage(dim):
+    factor = edf_lib.to_microvolts_factor(dim, path=path, channel=label)
+    return data / edf_lib.mne_volt_scale(dim) * factor
+  if modality in _VOLTAGE_MODALITIES:
+    raise UnitError(path, f"{modality} channel {label!r}: physical dimension {dim!r} is not a "
+                    "voltage; cannot convert to microvolts")
+  return data / edf_lib.mne_volt_scale(dim)
+
+
+def _resample(x: np.ndarray, fs_in: float, fs_out: float, lowpass_at_nyquist: bool,
+              path) -> np.ndarray:
+  if fs_in == fs_out:
+    return x
+  ratio = fractions.Fraction(fs_out / fs_in).limit_denominator(10000)
+  if abs(float(ratio) * fs_in - fs_out) > 1e-6 * fs_out:
+    raise SamplingRateError(path, f"cannot resample {fs_in} Hz to {fs_out} Hz by a rational "
+                            "factor")
+  if lowpass_at_nyquist and fs_out < fs_in:
+    sos = scipy.signal.butter(4, fs_out / 2.0, btype="low", fs=fs_in, output="sos")
+    x = scipy.signal.sosfiltfilt(sos, x)
+  return scipy.signal.resample_poly(x, ratio.numerator, ratio.denominator)
+
+
+def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: str,
+                    subject_id: str, source_path: str | os.PathLike | None = None,
+                    sfreq: float = 100.0, lowpass_at_nyquist: bool = False,
+                    zscore: bool = False, trim_wake_min: float | None = 30.0,
+                    keep_unscored: bool = False, max_mismatch_s: float | None = 30.0,
+                    flat_tol_uv: float = 1e-3,
+                    flat_check_modalities=("eeg", "eog", "emg", "ecg"),
+                    physical_dims: Mapping[str, str] | None = None) -> Recording:
+  """Cuts one PSG night into validated 30-s epochs per modality (steps in the module doc).
+
+  Args:
+    raw: an `mne.io.BaseRaw` (preloaded or not), e.g. from `edf.read_raw_edf`.
+    hypnogram: the night's Hypnogram (30-s epochs on the PSG timeline).
+    montage: which channels to take, per modality.
+    record_id: recording id for the output (never a path).
+    subject_id: subject id (the SleepMG domain).
+    source_path: the PSG file, for error messages and the report; defaults to the raw's file.
+    sfreq: output rate in Hz (100 for SleepMG, 128 for SleepFM-Clinical); 30 * sfreq must be
+      an integer.
+    lowpass_at_nyquist: 4th-order zero-phase Butterworth low-pass at sfreq / 2 before
+      downsampling (SleepFM-Clinical).
+    zscore: z-score each channel over the night's kept epochs (SleepFM-Clinical).
+    trim_wake_min: minutes of wake kept before the first and after the last sleep epoch
+      (Sleep-EDF protocol: 30); None keeps the whole night.
+    keep_unscored: keep unscored and movement epochs with label -1 instead of dropping them.
+    max_mismatch_s: how far (s) scored hypnogram epochs may reach beyond the signal; None =
+      unlimited (excerpts). See the module doc for the rule.
+    flat_tol_uv: peak-to-peak (uV, or physical unit) at or below which a channel is flat.
+    flat_check_modalities: modalities whose channels are checked for flat/clipped epochs
+      (resp is excluded by default: 1 Hz thermistor traces may be legitimately constant).
+    physical_dims: {file label: EDF physical dimension}; read from the raw's EDF header
+      when None (non-EDF raws follow MNE's convention: FIFF unit V means volts).
+
+  Returns:
+    A Recording (see its docstring), with its EpochReport.
+
+  Raises:
+    MissingChannelError: a required channel is absent.
+    UnitError: a non-resp channel's physical dimension is not a voltage.
+    BadSignalError: a required channel is all-NaN/inf or flat over the night.
+    SamplingRateError: 30 * sfreq is not an integer, or no rational resampling factor.
+    HypnogramMismatchError: the hypnogram's scored epochs overhang the signal by more than
+      max_mismatch_s, or the two do not overlap at all.
+  """
+  path = os.fspath(source_path) if source_path is not None else None
+  if path is None:
+    filenames = [f for f in (getattr(raw, "filenames", None) or ()) if f]
+    path = os.fspath(filenames[0]) if filenames else None
+  n_t = round(EPOCH_S * sfreq)
+  if sfreq <= 0 or abs(n_t - EPOCH_S * sfreq) > 1e-6:
+    raise SamplingRateError(path, f"output sfreq {sfreq} Hz does not give an integer number "
+                            "of samples per 30-s epoch")
+  report = EpochReport(record_id=record_id,
+                       paths=tuple(p for p in (path, hypnogram.path) if p is not None))
+
+  # 1. Channels.
+  resolved = montage.resolve(raw.ch_names, path)
+  specs = [s for s in montage if s.name in resolved]
+  for s in montage:
+    if s.name not in resolved:
+      report.warnings.append(f"optional {s.modality} channel {s.name!r} absent")
+  labels = [resolved[s.name] for s in specs]
+  fs_raw = float(raw.info["sfreq"])
+  dims = _physical_dims(raw, labels, physical_dims, path)
+  import mne  # Only for the FIFF unit constant; raw is already an MNE object.
+
+  unit_is_volt = {ch["ch_name"]: ch["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V
+                  for ch in raw.info["chs"]}
+
+  # 2. Units (whole night, float64 until the end).
+  data = {}
+  for spec, label in zip(specs, labels):
+    x = raw.get_data(picks=[label])[0].astype(np.float64)
+    data[spec.name] = _to_unit(x, label, spec.modality, dims[label], unit_is_volt[label], path)
+
+  # 3. Whole-night checks.
+  for spec in list(specs):
+    x = data[spec.name]
+    finite = np.isfinite(x)
+    problem = None
+    if not finite.any():
+      problem = "is entirely NaN/inf"
+    elif np.ptp(x[finite]) <= flat_tol_uv:
+      problem = f"is flat over the whole night (constant {x[finite][0]:.6g})"
+    if problem is None:
+      continue
+    label = resolved[spec.name]
+    if spec.required:
+      raise BadSignalError(path, f"required {spec.modality} channel {label!r} {problem}")
+    report.warnings.append(f"optional {spec.modality} channel {label!r} {problem}; dropped")
+    specs.remove(spec)
+    del data[spec.name]
+
+  # 4. Epoch grid and the signal/hypnogram mismatch rule.
+  n_samples = raw.n_times
+  duration_s = n_samples / fs_raw
+  stages = hypnogram.stages
+  n_total = hypnogram.n_epochs
+  report.n_epochs_total = n_total
+  starts_s = hypnogram.onset_s + EPOCH_S * np.arange(n_total)
+  raw_len = round(EPOCH_S * fs_raw)
+  raw_starts = np.round(starts_s * fs_raw).astype(np.int64)
+  inside = (raw_starts >= 0) & (raw_starts + raw_len <= n_samples)
+  if not inside.any():
+    raise HypnogramMismatchError(
+        path, f"hypnogram {hypnogram.path} ({n_total} epochs from {hypnogram.onset_s} s) does "
+        f"not overlap the {duration_s:.1f}-s signal")
+  scored_out = (~inside) & (stages != stages_lib.UNSCORED)
+  if scored_out.any():
+    overhang = max(float(np.max(starts_s[scored_out] + EPOCH_S - duration_s)),
+                   float(np.max(-starts_s[scored_out])))
+    if max_mismatch_s is not None and overhang > max_mismatch_s:
+      raise HypnogramMismatchError(
+          path, f"hypnogram {hypnogram.path} scores {int(scored_out.sum())} epochs beyond the "
+          f"{duration_s:.1f}-s signal, reaching {overhang:.1f} s past it (tolerance "
+          f"{max_mismatch_s} s): wrong hypnogram or cut recording?")
+  tail_s = duration_s - hypnogram.end_s
+  if tail_s > EPOCH_S:
+    report.warnings.append(f"signal extends {tail_s:.0f} s beyond the hypnogram (unscored, "
+                           "not epoched)")
+
+  # 5.-6. Label-based selection, in DROP_REASONS precedence.
+  reason = np.full((n_total,), "", dtype=object)
+  reason[~inside] = "beyond_signal"
+  if trim_wake_min is not None:
+    sleep = np.flatnonzero((stages >= stages_lib.N1) & (stages <= stages_lib.REM))
+    if sleep.size:
+      margin = int(round(trim_wake_min * 60.0 / EPOCH_S))
+      idx = np.arange(n_total)
+      outside = (idx < sleep[0] - margin) | (idx > sleep[-1] + margin)
+      reason[(reason == "") & outside] = "outside_trimmed_window"
+    else:
+      report.warnings.append("no sleep epoch in the hypnogram: wake trimming skipped")
+  if not keep_unscored:
+    reason[(reason == "") & (stages == stages_lib.MOVEMENT)] = "movement"
+    reason[(reason == "") & (stages == stages_lib.UNSCORED)] = "unscored"
+
+  # 7. Per-epoch bad signal, at the file's rate.
+  candidates = np.flatnonzero(reason == "")
+  offsets = np.arange(raw_len)
+  modality_of = {s.name: s.modality for s in specs}
+  for name, x in data.items():
+    if not candidates.size:
+      break
+    segs = x[raw_starts[candidates][:, None] + offsets]  # (n_candidates, raw_len)
+    bad = ~np.isfinite(segs).all(axis=1)
+    if modality_of[name] in flat_check_modalities:
+      finite = np.isfinite(x)
+      lo, hi = np.min(x[finite]), np.max(x[finite])
+      with np.errstate(invalid="ignore"):
+        flat = np.ptp(segs, axis=1) <= flat_tol_uv
+        clipped = ((segs == lo) | (segs == hi)).all(axis=1)
+      bad |= flat | clipped
+    reason[candidates[bad]] = "bad_signal"
+    candidates = candidates[~bad]
+
+  for r in report.dropped:
+    report.dropped[r] = int(np.sum(reason == r))
+  kept = np.flatnonzero(reason == "")
+  report.n_kept = int(kept.size)
+
+  # 8. Resample and cut.
+  out_starts = np.round(starts_s[kept] * sfreq).astype(np.int64)
+  by_modality: dict[str, list] = {}
+  for spec in specs:
+    x = np.nan_to_num(data[spec.name], nan=0.0, posinf=0.0, neginf=0.0)
+    y = _resample(x, fs_raw, sfreq, lowpass_at_nyquist, path)
+    # Rounding of the epoch start can reach one sample past the end after resampling.
+    y = np.pad(y, (0, max(0, int(out_starts.max(initial=0)) + n_t - y.shape[0])), mode="edge")
+    epochs = y[out_starts[:, None] + np.arange(n_t)].astype(np.float32)  # (N, T)
+    # 9. Per-night z-score over the kept epochs.
+    if zscore and epochs.size:
+      mu, sd = epochs.mean(dtype=np.float64), epochs.std(dtype=np.float64)
+      epochs = ((epochs - mu) / (sd if sd > 0 else 1.0)).astype(np.float32)
+    by_modality.setdefault(spec.modality, []).append((spec, epochs))
+
+  signals, names, positions = {}, {}, {}
+  for modality, items in by_modality.items():
+    signals[modality] = np.stack([e for _, e in items], axis=1)  # (N, C, T)
+    names[modality] = tuple(s.name for s, _ in items)
+    pos = []
+    for s, _ in items:
+      p = np.full((3,), np.nan, np.float32)
+      if modality in _POSITION_MODALITIES:
+        p = electrode_position(s.name)
+        if not np.isfinite(p).all():
+          p = electrode_position(resolved[s.name])
+      pos.append(p)
+    positions[modality] = np.stack(pos).astype(np.float32)  # (C, 3)
+
+  out_stages = stages[kept].astype(np.int32)
+  out_stages[out_stages == stages_lib.MOVEMENT] = stages_lib.UNSCORED
+  return Recording(record_id=record_id, subject_id=subject_id, sfreq=float(sfreq),
+                   signals=signals, channel_names=names, positions=positions,
+                   stages=out_stages, epoch_index=kept.astype(np.int32), report=report)
+
+
+def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.PathLike,
+                   montage: Montage, *, hypnogram_kwargs: Mapping | None = None,
+                   **kwargs) -> Recording:
+  """Reads a PSG EDF and its hypnogram and epochs them (`read_raw_edf` + `epoch_recording`).
+
+  Only the montage's channels are read from the file.
+
+  Args:
+    psg_path: the PSG .edf file.
+    hypnogram: a Hypnogram, or the path of a hypnogram file (EDF+ annotations are placed on
+      the PSG timeline with the PSG's start time; text files need
+      hypnogram_kwargs={"epoch_s": ..., "mapping": ...}).
+    montage: the channels to take.
+    hypnogram_kwargs: extra arguments for `hypnogram.read_hypnogram`.
+    **kwargs: passed to `epoch_recording` (subject_id is required; record_id defaults to the
+      PSG file name without extension and a "-PSG" suffix).
+
+  Returns:
+    The Recording.
+
+  Raises:
+    RecordingError subclasses, each naming the offending file (see `epoch_recording`,
+    `edf.validate_edf`, `hypnogram.read_hypnogram`).
+  """
+  psg_path = os.fspath(psg_path)
+  header = edf_lib.validate_edf(psg_path)
+  if not isinstance(hypnogram, Hypnogram):
+    hkw = dict(hypnogram_kwargs or {})
+    if os.fspath(hypnogram).lower().endswith(".edf"):
+      hkw.setdefault("psg_start", header.start)
+    hypnogram = read_hypnogram(hypnogram, **hkw)
+  labels = [header.labels[i] for i in header.signal_indices]
+  resolved = montage.resolve(labels, psg_path)
+  raw = edf_lib.read_raw_edf(psg_path, preload=True, include=list(resolved.values()))
+  if "record_id" not in kwargs:
+    stem = os.path.splitext(os.path.basename(psg_path))[0]
+    kwargs["record_id"] = stem[:-4] if stem.upper().endswith("-PSG") else stem
+  if "subject_id" not in kwargs:
+    raise RecordingError(psg_path, "load_recording needs subject_id= (the SleepMG domain)")
+  dims = dict(zip(header.labels, header.physical_dims))
+  kwargs.setdefault("physical_dims", dims)
+  return epoch_recording(raw, hypnogram, montage, source_path=psg_path, **kwargs)
