@@ -1,0 +1,100 @@
+"""Builds mitdb from dummy_data/ (WFDB records written by make_dummy_data.py) into a tmp dir.
+
+`tfds.testing.DatasetBuilderTestCase` needs TensorFlow and dill, which the project does not
+install; these tests run `download_and_prepare` with `manual_dir=dummy_data` and read the
+result back with `tfds.data_source`.
+"""
+
+import pathlib
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from sleepjax.data import downstream
+from sleepjax.data import errors
+from tfds_builders.mitdb import mitdb_dataset_builder as mitdb
+
+DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
+
+
+@pytest.fixture(scope="module")
+def beat(tmp_path_factory):
+  tmp = tmp_path_factory.mktemp("mitdb")
+  builder = mitdb.Builder(config="beat", data_dir=tmp / "data")
+  builder.download_and_prepare(download_dir=tmp / "dl",
+                               download_config=tfds.download.DownloadConfig(manual_dir=DUMMY))
+  return builder
+
+
+def test_protocol_constants():
+  assert len(downstream.MITDB_DS1) == len(downstream.MITDB_DS2) == 22
+  assert not set(downstream.MITDB_DS1) & set(downstream.MITDB_DS2)
+  assert set(mitdb.VALIDATION_RECORDS) <= set(downstream.MITDB_DS1)
+  assert mitdb.record_split("102") is None and mitdb.record_split("232") == "test"
+  assert mitdb.subject_of("202") == mitdb.subject_of("201") == "201"
+
+
+def test_splits_exclude_paced_and_skip_non_beats(beat):
+  # 100: 9 beats (+ and ~ skipped); 101: 9 beats (| skipped); 124: 5 beats; 102 (paced) excluded.
+  assert {k: v.num_examples for k, v in beat.info.splits.items()} == {"train": 9, "validation": 5, "test": 9}
+  test = beat.as_data_source(split="test")
+  assert "".join(ex["symbol"].decode() for ex in test) == "NNANVFNQN"
+  assert [downstream.AAMI_CLASSES[ex["label"]] for ex in test] == list("NNSNVFNQN")
+  train = beat.as_data_source(split="train")
+  assert [downstream.AAMI_CLASSES[ex["label"]] for ex in train] == list("NNNSSVNNS")
+  assert {ex["record_id"] for ex in beat.as_data_source(split="validation")} == {b"124"}
+
+
+def test_windows_leads_units(beat):
+  train = beat.as_data_source(split="train")
+  ex = train[0]
+  x = ex["signals"]["ecg"]
+  assert x.shape == (2, 252) and x.dtype == np.float32
+  # 101 stores V1 first: the builder puts MLII first. R peak at index pre = 90, 1 mV = 1000 uV.
+  assert [n.decode() for n in ex["channel_names"]["ecg"]] == ["MLII", "V1"]
+  assert int(np.argmax(x[0])) == 90
+  np.testing.assert_allclose(x[:, 90], [1000.0, 500.0], rtol=0.01)
+  assert np.isnan(ex["positions"]["ecg"]).all()
+  assert ex["r_peak"] == 200 and ex["beat_index"] == 0 and ex["n_valid"] == 252
+  assert np.isnan(ex["rr_prev_s"]) and ex["rr_next_s"] == pytest.approx(400 / 360)
+
+
+def test_edge_beats_are_zero_padded(beat):
+  test = beat.as_data_source(split="test")
+  first, last = test[0], test[len(test) - 1]
+  assert first["r_peak"] == 10 and first["n_valid"] == 252 - 80
+  np.testing.assert_array_equal(first["signals"]["ecg"][:, :80], 0.0)
+  assert last["r_peak"] == 3580 and last["n_valid"] == 90 + 20
+  np.testing.assert_array_equal(last["signals"]["ecg"][:, 110:], 0.0)
+
+
+def test_record_subset_and_context_config(tmp_path):
+  config = mitdb.MitdbConfig(name="context_subset", pre_s=2.0, post_s=2.0, records=("100", "102"))
+  builder = mitdb.Builder(config=config, data_dir=tmp_path / "data")
+  builder.download_and_prepare(download_dir=tmp_path / "dl",
+                               download_config=tfds.download.DownloadConfig(manual_dir=DUMMY))
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"test": 9}
+  ex = builder.as_data_source(split="test")[2]  # Beat at 800; neighbours at 400 and 1200.
+  x = ex["signals"]["ecg"]
+  assert x.shape == (2, 1440) and ex["r_peak"] == 800
+  # The context window holds the beat at its centre (index 720) and both neighbouring beats.
+  np.testing.assert_allclose(x[0, [320, 720, 1120]], 1000.0, rtol=0.01)
+  assert x[0, 520] < 1.0
+
+
+def test_aami_beats_and_windows_known_answer():
+  samples, labels, symbols = downstream.aami_beats(["N", "+", "V", "~", "/", "A"], np.array([5, 6, 10, 11, 15, 19]))
+  np.testing.assert_array_equal(samples, [5, 10, 15, 19])
+  assert [downstream.AAMI_CLASSES[l] for l in labels] == ["N", "V", "Q", "S"] and list(symbols) == ["N", "V", "/", "A"]
+  assert downstream.aami_counts(labels) == {"N": 1, "S": 1, "V": 1, "F": 0, "Q": 1}
+  sig = np.arange(20, dtype=np.float32)[None]
+  w, n_valid = downstream.beat_windows(sig, np.array([1, 10, 19]), pre=2, post=3)
+  np.testing.assert_array_equal(w[:, 0], [[0, 0, 1, 2, 3], [8, 9, 10, 11, 12], [17, 18, 19, 0, 0]])
+  np.testing.assert_array_equal(n_valid, [4, 5, 3])
+
+
+def test_unreadable_record_raises_naming_the_file(tmp_path):
+  (tmp_path / "100.hea").write_text("this is not a header\n")
+  with pytest.raises(errors.RecordingError, match="100.hea"):
+    mitdb.read_record(tmp_path / "100")
