@@ -1,0 +1,321 @@
+"""Helpers shared by the PSG builders (sleep_edf, dreams, synthetic_psg).
+
+One code path turns a recording into TFDS examples, whatever the dataset:
+
+  files (PSG EDF + hypnogram)  --load_fn-->  sleepjax.data.recording.Recording
+                               --recording_examples-->  one example per kept 30-s epoch
+
+`generate_examples` runs that path over a split's recordings, logs each recording's
+`EpochReport`, logs and skips a recording that raises `RecordingError` (a corrupted file, a
+missing channel...), and stores a summary in the builder's `info.metadata["build_report"]`
+(saved by TFDS as metadata.json next to the data), so users see the epochs dropped by reason:
+
+  builder.info.metadata["build_report"][split] == {
+      "n_recordings", "n_failed", "n_epochs_total", "n_kept",
+      "dropped": {reason: count}, "n_warnings", "failures": [message, ...],
+      "recordings": {record_id: {"n_kept": int, "n_epochs_total": int, "dropped": {...}}}}
+
+Features follow docs/architecture.md section 2 exactly; keys are f"{record_id}_{epoch_index:05d}".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import pathlib
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from sleepjax.data import errors
+from sleepjax.data import pipeline
+from sleepjax.data.channels import Montage
+
+EPOCH_S = 30.0
+_log = logging.getLogger(__name__)
+
+
+class ArrayRecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A GeneratorBasedBuilder that writes array_record by default (no TensorFlow needed).
+
+  TFDS's default file format, tfrecord, needs TensorFlow to write; array_record is what
+  `tfds.data_source` + grain read.
+  """
+
+  def __init__(self, **kwargs):
+    if kwargs.get("file_format") is None:
+      kwargs["file_format"] = "array_record"
+    super().__init__(**kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordFiles:
+  """The files of one night.
+
+  Attributes:
+    record_id: e.g. "SC4001E0" (goes into keys and examples; never a path).
+    subject_id: e.g. "SC400".
+    psg_path: the PSG file (EDF, or a text signal for DREAMS).
+    hypnogram_path: the expert hypnogram file.
+  """
+  record_id: str
+  subject_id: str
+  psg_path: str
+  hypnogram_path: str
+
+
+def channel_counts(montage: Montage) -> dict[str, int]:
+  """{modality: number of channels} of a montage, in montage order.
+
+  Raises:
+    ValueError: the montage has optional channels (a dataset needs static shapes, so every
+      builder montage channel is required; a night without it is reported and skipped).
+  """
+  optional = [s.name for s in montage if not s.required]
+  if optional:
+    raise ValueError(f"builder montages need required channels only (static shapes), got "
+                     f"optional {optional}")
+  return {m: len(specs) for m, specs in montage.by_modality().items()}
+
+
+def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict:
+  """TFDS features of one 30-s epoch (docs/architecture.md section 2).
+
+  Args:
+    montage: the config's montage (fixes C_m per modality).
+    sfreq: Hz after resampling; T = 30 * sfreq must be an integer.
+
+  Returns:
+    The FeaturesDict: signals (C_m, T) float32 uV, channel_names (C_m,) str, positions (C_m, 3)
+    float32, stage int32, subject_id / record_id text, epoch_index int32.
+  """
+  n_times = int(round(EPOCH_S * sfreq))
+  if abs(n_times - EPOCH_S * sfreq) > 1e-6:
+    raise ValueError(f"30 s at {sfreq} Hz is not a whole number of samples")
+  counts = channel_counts(montage)
+  return tfds.features.FeaturesDict({
+      "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32)
+                  for m, c in counts.items()},
+      "channel_names": {m: tfds.features.Tensor(shape=(c,), dtype=np.str_)
+                        for m, c in counts.items()},
+      "positions": {m: tfds.features.Tensor(shape=(c, 3), dtype=np.float32)
+                    for m, c in counts.items()},
+      "stage": tfds.features.Scalar(dtype=np.int32),
+      "subject_id": tfds.features.Text(),
+      "record_id": tfds.features.Text(),
+      "epoch_index": tfds.features.Scalar(dtype=np.int32),
+  })
+
+
+def recording_examples(rec, montage: Montage) -> Iterator[tuple[str, dict[str, Any]]]:
+  """Yields (key, example) for every kept epoch of a Recording, in time order.
+
+  Args:
+    rec: a `sleepjax.data.recording.Recording` (signals {m: (N, C_m, T) float32 uV}).
+    montage: the config montage; every modality must be present with its full channel count.
+
+  Raises:
+    MissingChannelError: the recording lacks a channel of the montage (static shapes).
+  """
+  counts = channel_counts(montage)
+  for m, c in counts.items():
+    got = 0 if m not in rec.signals else rec.signals[m].shape[1]
+    if got != c:
+      raise errors.MissingChannelError(
+          None, f"record {rec.record_id}: modality {m!r} has {got} channel(s), the montage "
+                f"needs {c}")
+  names = {m: np.array(list(rec.channel_names[m]), dtype=object) for m in counts}
+  positions = {m: np.asarray(rec.positions[m], np.float32).reshape(counts[m], 3)
+               for m in counts}
+  for i in range(len(rec.stages)):
+    epoch = int(rec.epoch_index[i])
+    yield f"{rec.record_id}_{epoch:05d}", {
+        "signals": {m: np.asarray(rec.signals[m][i], np.float32) for m in counts},
+        "channel_names": names,
+        "positions": positions,
+        "stage": np.int32(rec.stages[i]),
+        "subject_id": rec.subject_id,
+        "record_id": rec.record_id,
+        "epoch_index": np.int32(epoch),
+    }
+
+
+def edf_night_loader(
+    montage: Montage,
+    *,
+    sfreq: float,
+    lowpass_at_nyquist: bool = False,
+    zscore: bool = False,
+    trim_wake_min: float | None = 30.0,
+    keep_unscored: bool = False,
+    max_mismatch_s: float | None = 30.0,
+) -> Callable[[RecordFiles], Any]:
+  """The loader of nights stored as Sleep-EDF does it: PSG EDF + EDF+ annotations hypnogram.
+
+  sleep_edf and synthetic_psg both use it (the synthetic generator writes this layout), so the
+  synthetic default dataset goes through exactly the reader real recordings go through
+  (sleepjax.data.recording.load_recording).
+
+  Wake trimming is anchored on sleep INSIDE the signal: when no sleep epoch (N1..REM) of the
+  hypnogram lies within the PSG (e.g. a 300-s excerpt of the evening before lights-off, whose
+  hypnogram scores sleep hours later, beyond the file), the recording is kept whole, untrimmed,
+  and the report says so; otherwise trimming is the Sleep-EDF protocol of
+  `epoch_recording` (trim_wake_min before the first / after the last sleep epoch).
+
+  Args:
+    montage: channels to keep.
+    sfreq: output rate in Hz (100 SleepMG, 128 SleepFM-Clinical).
+    lowpass_at_nyquist: 4th-order zero-phase Butterworth at the new Nyquist (SleepFM-Clinical).
+    zscore: per-channel z-score over the night (SleepFM-Clinical).
+    trim_wake_min: wake kept before the first / after the last sleep epoch, minutes (Sleep-EDF
+      protocol: 30); None keeps everything.
+    keep_unscored: keep unscored epochs with stage -1.
+    max_mismatch_s: how far scored hypnogram epochs may overhang the signal (see
+      sleepjax.data.recording); None only counts them as "beyond_signal".
+
+  Returns:
+    load(files) -> Recording; raises RecordingError subclasses on bad input.
+  """
+  from sleepjax.data import edf as edf_lib
+  from sleepjax.data import hypnogram as hypnogram_lib
+  from sleepjax.data import recording as recording_lib
+  from sleepjax.data import stages as stages_lib
+
+  def load(files: RecordFiles):
+    header = edf_lib.validate_edf(files.psg_path)
+    hyp = hypnogram_lib.read_edf_hypnogram(files.hypnogram_path, psg_start=header.start)
+    trim = trim_wake_min
+    ends_s = hyp.onset_s + EPOCH_S * (np.arange(hyp.n_epochs) + 1)
+    inside = ends_s <= header.duration_s + 1e-6
+    is_sleep = (hyp.stages >= stages_lib.N1) & (hyp.stages <= stages_lib.REM)
+    no_sleep_inside = trim is not None and not np.any(is_sleep & inside)
+    if no_sleep_inside:
+      trim = None
+    rec = recording_lib.load_recording(
+        files.psg_path, hyp, montage, record_id=files.record_id, subject_id=files.subject_id,
+        sfreq=sfreq, lowpass_at_nyquist=lowpass_at_nyquist, zscore=zscore,
+        trim_wake_min=trim, keep_unscored=keep_unscored, max_mismatch_s=max_mismatch_s)
+    if no_sleep_inside:
+      rec.report.warnings.append("no sleep epoch inside the signal: kept whole, not trimmed")
+    return rec
+
+  return load
+
+
+def _report_entry(report) -> dict[str, Any]:
+  return {"n_kept": int(report.n_kept), "n_epochs_total": int(report.n_epochs_total),
+          "dropped": {k: int(v) for k, v in report.dropped.items()},
+          "warnings": list(report.warnings)}
+
+
+def generate_examples(
+    builder: tfds.core.GeneratorBasedBuilder,
+    split: str,
+    records: Sequence[RecordFiles],
+    load_fn: Callable[[RecordFiles], Any],
+    montage: Montage,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+  """Examples of a split's recordings; corrupted recordings are logged and skipped.
+
+  After the last recording the split's summary (see the module docstring) is stored in
+  `builder.info.metadata["build_report"][split]`.
+
+  Args:
+    builder: the builder (its info.metadata receives the report).
+    split: split name.
+    records: the split's nights, in a deterministic order.
+    load_fn: RecordFiles -> Recording (raises RecordingError on bad input).
+    montage: the config montage.
+
+  Yields:
+    (key, example) pairs, a recording's epochs contiguous and in order.
+  """
+  from sleepjax.data import report as report_lib
+
+  reports, failures = [], []
+  for files in records:
+    try:
+      rec = load_fn(files)
+      examples = list(recording_examples(rec, montage))
+    except errors.RecordingError as e:
+      _log.warning("skipping recording %s: %s", files.record_id, e)
+      failures.append(e)
+      continue
+    _log.info("%s", rec.report)
+    reports.append(rec.report)
+    yield from examples
+  summary = report_lib.merge_reports(reports, failures)
+  summary["recordings"] = {r.record_id: _report_entry(r) for r in reports}
+  summary["failed_records"] = [f.record_id for f in records
+                               if f.record_id not in summary["recordings"]]
+  builder.info.metadata.setdefault("build_report", {})[split] = summary
+  _log.info("split %s: kept %d epochs of %d recordings, %d recording(s) failed", split,
+            summary["n_kept"], summary["n_recordings"], summary["n_failed"])
+
+
+def split_records(
+    records: Iterable[RecordFiles],
+    **split_kwargs,
+) -> dict[str, list[RecordFiles]]:
+  """Subject-wise split of nights with `sleepjax.data.pipeline.subject_split`.
+
+  Args:
+    records: all nights.
+    **split_kwargs: validation_fraction, test_fraction, salt.
+
+  Returns:
+    {split: nights sorted by record_id}, only non-empty splits, in train/validation/test order.
+  """
+  records = sorted(records, key=lambda r: r.record_id)
+  assignment = pipeline.subject_split([r.subject_id for r in records], **split_kwargs)
+  out = {}
+  for split in pipeline.SPLITS:
+    chosen = [r for r in records if assignment[r.subject_id] == split]
+    if chosen:
+      out[split] = chosen
+  return out
+
+
+def manual_dir_or_none(dl_manager) -> pathlib.Path | None:
+  """The manual_dir if the user gave a non-empty one, else None (TFDS raises instead)."""
+  try:
+    return pathlib.Path(os.fspath(dl_manager.manual_dir))
+  except (AssertionError, ValueError):
+    return None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+  """Hex SHA-256 of a file (streamed)."""
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+      h.update(chunk)
+  return h.hexdigest()
+
+
+_SHA_LINE = re.compile(r"^#\s*sha256\t(\S+)\t([0-9a-f]{64})\t(\S+)$")
+
+
+def read_commented_sha256(checksums_tsv: str | os.PathLike) -> dict[str, tuple[str, str]]:
+  """Reads the "#sha256<TAB>url<TAB>sha256<TAB>filename" lines of a builder's checksums.tsv.
+
+  TFDS's checksums.tsv format needs each file's size, which is unknown until the file is
+  downloaded; a made-up size would make TFDS reject every download. So the SHA-256 sums
+  (published by PhysioNet) are kept as comment lines that TFDS ignores, and the builder verifies
+  them itself. `tfds build --register_checksums` writes real TFDS lines once downloaded.
+
+  Returns:
+    {filename: (url, sha256)}.
+  """
+  out = {}
+  with open(checksums_tsv, encoding="utf-8") as f:
+    for line in f:
+      m = _SHA_LINE.match(line.strip())
+      if m:
+        out[m.group(3)] = (m.group(1), m.group(2))
+  return out
