@@ -121,11 +121,13 @@ class Tuab(tfds.core.GeneratorBasedBuilder):
                                   f"subjects in both train and eval: {sorted(overlap)[:5]}")
     assign = pipeline.subject_split([f[2] for f in files["train"]], validation_fraction=VALIDATION_FRACTION,
                                     test_fraction=0.0)
-    return {
-        "train": self._generate_examples([f for f in files["train"] if assign[f[2]] == "train"]),
-        "validation": self._generate_examples([f for f in files["train"] if assign[f[2]] == "validation"]),
-        "test": self._generate_examples(files["eval"]),
+    by_split = {
+        "train": [f for f in files["train"] if assign[f[2]] == "train"],
+        "validation": [f for f in files["train"] if assign[f[2]] == "validation"],
+        "test": files["eval"],
     }
+    # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
+    return {split: self._generate_examples(f) for split, f in by_split.items() if f}
 
   def _generate_examples(self, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
