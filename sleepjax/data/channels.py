@@ -51,6 +51,10 @@ _LABEL_MODALITY = {
     "flow": "resp", "nasal-pressure": "resp", "pflow": "resp", "thermistor": "resp",
     # DREAMS excerpt3 (Devuyst et al.): NAF1 nasal airflow, VTH/VAB thoracic/abdominal bands.
     "naf1": "resp", "naf": "resp", "vth": "resp", "vab": "resp",
+    # SHHS / MESA (NSRR) spellings.
+    "thor-res": "resp", "abdo-res": "resp", "new-air": "resp", "pres": "resp",
+    "therm": "resp", "leg": "emg", "h.r.": None, "hr": None, "ox-stat": None,
+    "pleth": None,
     "eog1-a1": "eog", "eog2-a1": "eog",
     # Known non-modalities (returned as None on purpose).
     "sao2": None, "spo2": None, "pr": None, "pulse": None, "pos": None, "position": None,
@@ -73,7 +77,7 @@ def channel_modality(label: str) -> str | None:
   Rules, in order: an explicit prefix ("EEG ", "EOG ", "EMG ", "ECG "/"EKG ", "Resp ");
   the alias table (ISRUC X1=chin EMG, X2=ECG, LOC/ROC and E1/E2 = EOG, DREAMS NAF1/VTH/VAB
   = resp, Thor/Abdo/Airflow = resp, SaO2/markers/temperature = None); a label containing
-  "eog", "emg", "ecg"/"ekg" or "resp"; finally a 10-05 electrode or a bipolar derivation of
+  "eog", "emg", "ecg"/"ekg", "resp" or "eeg" (SHHS "EEG(sec)", MESA "EEG1"); finally a 10-05 electrode or a bipolar derivation of
   two electrodes (e.g. "Fpz-Cz", "C3_A2", "FP1-A1") = EEG. Anything else is None.
 
   Args:
@@ -90,7 +94,7 @@ def channel_modality(label: str) -> str | None:
   if norm in _LABEL_MODALITY:
     return _LABEL_MODALITY[norm]
   for token, modality in (("eog", "eog"), ("emg", "emg"), ("ecg", "ecg"), ("ekg", "ecg"),
-                          ("resp", "resp")):
+                          ("resp", "resp"), ("eeg", "eeg")):
     if token in norm:
       return modality
   parts = _split_derivation(label)
@@ -130,7 +134,8 @@ def _casefold_index() -> dict[str, str]:
 def canonical_electrode(name: str) -> str:
   """Normalises one electrode name to MNE's 10-05 spelling.
 
-  Strips whitespace, an "EEG " prefix and "-REF"/"-LE"/"-Ref" suffixes, is case-insensitive,
+  Strips whitespace, an "EEG " prefix and reference suffixes ("-REF", "-LE", "-AR", "-AVG",
+  MASS's "-CLE"/"-LER" linked ears), is case-insensitive,
   and maps old 10-20 names T3=T7, T4=T8, T5=P7, T6=P8 and A1/A2=M1/M2 (SPEC 2.3).
 
   Args:
@@ -142,7 +147,7 @@ def canonical_electrode(name: str) -> str:
   """
   n = name.strip()
   n = re.sub(r"^eeg\s+", "", n, flags=re.IGNORECASE)
-  n = re.sub(r"-(ref|le|ar|avg)$", "", n, flags=re.IGNORECASE).strip()
+  n = re.sub(r"-(ref|le|ar|avg|cle|ler)$", "", n, flags=re.IGNORECASE).strip()
   up = n.upper()
   if up in _ELECTRODE_ALIASES:
     n = _ELECTRODE_ALIASES[up]
@@ -158,7 +163,7 @@ def _split_derivation(label: str) -> list[str]:
   """"EEG Fpz-Cz" -> ["Fpz", "Cz"]; "C3_A2" -> ["C3", "A2"]; "T3-REF" -> ["T3"]."""
   s = label.strip()
   s = re.sub(r"^eeg\s+", "", s, flags=re.IGNORECASE)
-  s = re.sub(r"-(ref|le|ar|avg)$", "", s, flags=re.IGNORECASE)
+  s = re.sub(r"-(ref|le|ar|avg|cle|ler)$", "", s, flags=re.IGNORECASE)
   parts = [p for p in re.split(r"[-_]", s) if p]
   return parts if 1 <= len(parts) <= 2 else []
 

@@ -161,7 +161,9 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
   Checks: the file exists and is non-empty; version "0"; every numeric field parses;
   header_bytes == 256 * (n_signals + 1); n_records >= 0 (-1, "unknown", is rejected);
   header_bytes + n_records * 2 * sum(samples_per_record) == file size; sampling rates positive
-  for every ordinary signal.
+  for every ordinary signal; a non-empty physical range and digital_min < digital_max for every
+  ordinary signal. Digital ranges beyond 16 bits are tolerated (DREAMS writes them; MNE reads
+  the samples correctly).
 
   Args:
     path: the .edf file.
@@ -170,7 +172,8 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     The `EDFHeader`.
 
   Raises:
-    EDFHeaderError: missing/empty file, wrong version, unparsable or inconsistent field.
+    EDFHeaderError: missing/empty file, wrong version, unparsable or inconsistent field,
+      unusable calibration.
     EDFTruncatedError: the file is shorter than declared (truncated download) or longer
       (e.g. CRLF-corrupted copy: 0x0D inserted before every 0x0A), or n_records == -1.
     SamplingRateError: an ordinary signal has zero samples per record or zero duration.
@@ -257,6 +260,13 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     raise EDFTruncatedError(
         path, f"longer than declared, e.g. CRLF-corrupted download (0x0D inserted before "
         f"0x0A): {detail} ({size - expected} extra bytes)")
+
+  for i in range(n_signals):
+    # A zero-width range makes the digital -> physical gain 0/0 or x/0.
+    if i not in ann and (pmin[i] == pmax[i] or dmin[i] >= dmax[i]):
+      raise EDFHeaderError(
+          path, f"signal {labels[i]!r} has an unusable calibration: physical range "
+          f"[{pmin[i]}, {pmax[i]}], digital range [{dmin[i]}, {dmax[i]}]")
 
   sfreqs = []
   for i, (lab, n) in enumerate(zip(labels, spr)):
@@ -354,9 +364,9 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
 
   MNE upsamples channels recorded at a lower rate to the file's highest rate (FFT
   resampling, npad=0) at read time: Sleep-EDF's 1 Hz EMG envelope and respiration come back
-  at 100 Hz. The validated header stays available as `raw.info["description"]` is left
-  untouched; use `validate_edf(path)` (cheap) for the header, and `channel_to_microvolts`
-  for units (see the module docstring).
+  at 100 Hz. The returned data keep MNE's unit convention (volts only for "uV"/"µV"/"mV");
+  call `validate_edf(path)` (cheap) for the header and `channel_to_microvolts` for units
+  (see the module docstring).
 
   Args:
     path: the .edf file.

@@ -109,6 +109,16 @@ def test_non_numeric_signal_field_names_channel(psg):
     edf.validate_edf(psg)
 
 
+def test_zero_width_calibration_names_channel(psg):
+  data = bytearray(psg.read_bytes())
+  ns = 2
+  physical_max_col = 256 + ns * (16 + 80 + 8 + 8)
+  data[physical_max_col:physical_max_col + 8] = b"-100".ljust(8)  # 1st signal: max == min
+  psg.write_bytes(bytes(data))
+  with pytest.raises(errors.EDFHeaderError, match="'EEG C3-M2' has an unusable calibration"):
+    edf.validate_edf(psg)
+
+
 def test_read_raw_edf_wraps_mne_errors(psg, monkeypatch):
   def boom(*args, **kwargs):
     raise ValueError("bad things")

@@ -19,6 +19,12 @@ from sleepjax.data import errors
     ("NAF1", "resp"), ("VTH", "resp"), ("VAB", "resp"), ("POS", None), ("PHONO", None),
     ("SAO2", None), ("PR", None), ("PULSE", None), ("hypnogram", None),
     ("event_pneumo_aut", None), ("EDF Annotations", None), ("Foo bar", None),
+    # SHHS, MESA and MASS spellings.
+    ("EEG(sec)", "eeg"), ("EOG(L)", "eog"), ("THOR RES", "resp"), ("ABDO RES", "resp"),
+    ("NEW AIR", "resp"), ("H.R.", None), ("EEG1", "eeg"), ("EOG-L", "eog"), ("Pres", "resp"),
+    ("Therm", "resp"), ("Leg", "emg"), ("Pleth", None), ("EEG C3-CLE", "eeg"),
+    ("EOG Left Horiz", "eog"), ("EMG Chin", "emg"), ("ECG ECGI", "ecg"),
+    ("Resp Belt Thor", "resp"),
 ])
 def test_channel_modality(label, modality):
   assert channels.channel_modality(label) == modality
@@ -26,7 +32,7 @@ def test_channel_modality(label, modality):
 
 @pytest.mark.parametrize("name, canonical", [
     ("T3", "T7"), ("t4", "T8"), ("T5", "P7"), ("T6", "P8"), ("A1", "M1"), ("a2", "M2"),
-    ("EEG Fp1-REF", "Fp1"), ("EEG C3-LE", "C3"), ("FPZ", "Fpz"), (" cz ", "Cz")])
+    ("EEG Fp1-REF", "Fp1"), ("EEG C3-LE", "C3"), ("EEG C3-CLE", "C3"), ("FPZ", "Fpz"), (" cz ", "Cz")])
 def test_canonical_electrode(name, canonical):
   assert channels.canonical_electrode(name) == canonical
 
