@@ -21,12 +21,12 @@ from sleepjax.data.errors import RecordingError
 
 EPOCH_S = 30.0
 
-# DREAMS (Hypnogram_excerptN.txt, 5-s epochs): R&K codes 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4;
-# -1/-2/-3 are written for unscored/movement/unknown in some DREAMS files.
+# DREAMS (Hypnogram_excerptN.txt, 5-s epochs): R&K codes 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4.
+# Only these codes occur in the 8 spindle-database hypnograms; any other code is an
+# AnnotationError rather than a guess.
 DREAMS_RK_CODES = {
     "5": stages_lib.W, "4": stages_lib.REM, "3": stages_lib.N1, "2": stages_lib.N2,
-    "1": stages_lib.N3, "0": stages_lib.N3, "-1": stages_lib.UNSCORED,
-    "-2": stages_lib.UNSCORED, "-3": stages_lib.UNSCORED,
+    "1": stages_lib.N3, "0": stages_lib.N3,
 }
 
 # ISRUC-Sleep scorer files (30-s epochs): AASM 0=W, 1=N1, 2=N2, 3=N3, 5=REM (4 is unused).

@@ -8,7 +8,8 @@ Pipeline of `epoch_recording`, in order:
 3. Whole-night checks: a required channel that is entirely NaN/inf or flat (peak-to-peak <=
    `flat_tol_uv`) raises BadSignalError; such an optional channel is dropped with a warning.
 4. Epoch grid = the hypnogram's: epoch i covers [onset_s + 30 i, onset_s + 30 (i+1)) s of the
-   PSG. Epochs not fully inside the signal are dropped as "beyond_signal".
+   PSG, its start rounded to the nearest sample (at the file's rate for the checks, at `sfreq`
+   for the output). Epochs not fully inside the signal are dropped as "beyond_signal".
    Mismatch rule: let overhang be how far the SCORED epochs (stage != UNSCORED) beyond the
    signal reach past its end (or before its start). overhang > `max_mismatch_s` (default 30 s,
    one epoch) raises HypnogramMismatchError: a hypnogram that scores sleep the signal does not
@@ -282,15 +283,20 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   for name, x in data.items():
     if not candidates.size:
       break
-    segs = x[raw_starts[candidates][:, None] + offsets]  # (n_candidates, raw_len)
-    bad = ~np.isfinite(segs).all(axis=1)
-    if modality_of[name] in flat_check_modalities:
+    check_flat = modality_of[name] in flat_check_modalities
+    if check_flat:
       finite = np.isfinite(x)
       lo, hi = np.min(x[finite]), np.max(x[finite])
-      with np.errstate(invalid="ignore"):
-        flat = np.ptp(segs, axis=1) <= flat_tol_uv
-        clipped = ((segs == lo) | (segs == hi)).all(axis=1)
-      bad |= flat | clipped
+    bad = np.zeros(candidates.shape, bool)
+    # Chunks of epochs bound the (epochs, samples) copy to ~64 MB at 256 Hz.
+    for c0 in range(0, candidates.size, 1024):
+      segs = x[raw_starts[candidates[c0:c0 + 1024]][:, None] + offsets]  # (n, raw_len)
+      b = ~np.isfinite(segs).all(axis=1)
+      if check_flat:
+        with np.errstate(invalid="ignore"):
+          b |= np.ptp(segs, axis=1) <= flat_tol_uv
+          b |= ((segs == lo) | (segs == hi)).all(axis=1)
+      bad[c0:c0 + 1024] = b
     reason[candidates[bad]] = "bad_signal"
     candidates = candidates[~bad]
 
