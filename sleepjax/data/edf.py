@@ -366,10 +366,11 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
   resampling, npad=0) at read time: Sleep-EDF's 1 Hz EMG envelope and respiration come back
   at 100 Hz. The returned data keep MNE's unit convention (volts only for "uV"/"µV"/"mV");
   call `validate_edf(path)` (cheap) for the header and `channel_to_microvolts` for units
-  (see the module docstring).
+  (see the module docstring). Files with another extension (ISRUC's *.rec) are read through
+  a file object, which MNE accepts (it still records the path in `raw.filenames`).
 
   Args:
-    path: the .edf file.
+    path: the EDF file (.edf, or EDF bytes under another extension with preload=True).
     preload: passed to MNE (True: load the samples now).
     include: optional list of channel labels to read (others are skipped by MNE).
     verbose: MNE's log level.
@@ -387,8 +388,17 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
   path = os.fspath(path)
   validate_edf(path)
   try:
-    return mne.io.read_raw_edf(path, preload=preload, include=include, verbose=verbose,
-                               **kwargs)
+    if path.lower().endswith(".edf"):
+      return mne.io.read_raw_edf(path, preload=preload, include=include, verbose=verbose,
+                                 **kwargs)
+    # MNE refuses other extensions (ISRUC ships EDF as *.rec) but reads file objects.
+    if not preload:
+      raise EDFHeaderError(path, "an EDF file without the .edf extension can only be read "
+                           "with preload=True")
+    with open(path, "rb") as f:
+      return mne.io.read_raw_edf(f, preload=True, include=include, verbose=verbose, **kwargs)
+  except EDFHeaderError:
+    raise
   except Exception as e:  # MNE raises ValueError, RuntimeError, struct/IO errors alike.
     raise EDFHeaderError(path, f"MNE could not read the file: {type(e).__name__}: {e}") from e
 

@@ -52,6 +52,7 @@ from sleepjax.data import stages as stages_lib
 from sleepjax.data.channels import Montage
 from sleepjax.data.channels import electrode_position
 from sleepjax.data.errors import BadSignalError
+from sleepjax.data.errors import EDFHeaderError
 from sleepjax.data.errors import HypnogramMismatchError
 from sleepjax.data.errors import RecordingError
 from sleepjax.data.errors import SamplingRateError
@@ -103,12 +104,19 @@ def _physical_dims(raw, labels, physical_dims, path) -> dict[str, str | None]:
   """Per label: the EDF physical dimension, or None when the raw is not from an EDF."""
   if physical_dims is not None:
     return {lab: physical_dims.get(lab) for lab in labels}
-  filenames = [f for f in (getattr(raw, "filenames", None) or ()) if f]
-  if filenames and os.fspath(filenames[0]).lower().endswith(".edf"):
-    header = edf_lib.validate_edf(filenames[0])
-    dims = dict(zip(header.labels, header.physical_dims))
-    return {lab: dims.get(lab.strip(), dims.get(lab)) for lab in labels}
-  return {lab: None for lab in labels}
+  filenames = [os.fspath(f) for f in (getattr(raw, "filenames", None) or ()) if f]
+  header_path = None
+  if type(raw).__name__ == "RawEDF":
+    # MNE keeps the file name even when edf.read_raw_edf passes a file object (*.rec).
+    header_path = filenames[0] if filenames else path
+  if header_path is None or not os.path.isfile(header_path):
+    if type(raw).__name__ == "RawEDF":
+      raise RecordingError(path, "EDF raw without a readable file: pass physical_dims= or "
+                           "source_path= so that units can be read from the EDF header")
+    return {lab: None for lab in labels}
+  header = edf_lib.validate_edf(header_path)
+  dims = dict(zip(header.labels, header.physical_dims))
+  return {lab: dims.get(lab.strip(), dims.get(lab)) for lab in labels}
 
 
 def _to_unit(data, label, modality, dim, raw_unit_is_volt, path):
@@ -346,7 +354,7 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
                    **kwargs) -> Recording:
   """Reads a PSG EDF and its hypnogram and epochs them (`read_raw_edf` + `epoch_recording`).
 
-  Only the montage's channels are read from the file.
+  Only the montage's channels are read from the file. Discontinuous EDF+D files are refused.
 
   Args:
     psg_path: the PSG .edf file.
@@ -362,11 +370,17 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
     The Recording.
 
   Raises:
-    RecordingError subclasses, each naming the offending file (see `epoch_recording`,
-    `edf.validate_edf`, `hypnogram.read_hypnogram`).
+    EDFHeaderError: an EDF+D (discontinuous) PSG; other RecordingError subclasses, each
+    naming the offending file (see `epoch_recording`, `edf.validate_edf`,
+    `hypnogram.read_hypnogram`).
   """
   psg_path = os.fspath(psg_path)
   header = edf_lib.validate_edf(psg_path)
+  if header.reserved.startswith("EDF+D"):
+    # Data records of EDF+D are not contiguous in time: a 30-s grid over the samples would
+    # silently misalign the hypnogram.
+    raise EDFHeaderError(psg_path, "discontinuous EDF+D recording: data records have time "
+                         "gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
   if not isinstance(hypnogram, Hypnogram):
     hkw = dict(hypnogram_kwargs or {})
     if os.fspath(hypnogram).lower().endswith(".edf"):

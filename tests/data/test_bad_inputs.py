@@ -119,6 +119,15 @@ def test_zero_width_calibration_names_channel(psg):
     edf.validate_edf(psg)
 
 
+def test_discontinuous_edf_plus_refused(psg):
+  data = bytearray(psg.read_bytes())
+  data[192:236] = b"EDF+D".ljust(44)
+  psg.write_bytes(bytes(data))
+  assert edf.validate_edf(psg).is_edf_plus  # a valid header ...
+  with pytest.raises(errors.EDFHeaderError, match=r"night\.edf: discontinuous EDF\+D"):
+    recording.load_recording(psg, Hypnogram(np.array([W])), EEG_ONLY, subject_id="s")
+
+
 def test_read_raw_edf_wraps_mne_errors(psg, monkeypatch):
   def boom(*args, **kwargs):
     raise ValueError("bad things")
@@ -262,3 +271,15 @@ def test_all_errors_are_recording_errors():
               errors.HypnogramMismatchError, errors.MissingChannelError,
               errors.SamplingRateError, errors.UnitError, errors.BadSignalError):
     assert issubclass(cls, errors.RecordingError)
+
+
+def test_edf_raw_whose_file_vanished(psg):
+  raw = edf.read_raw_edf(psg)
+  psg.unlink()
+  with pytest.raises(errors.RecordingError, match="pass physical_dims= or source_path="):
+    recording.epoch_recording(raw, Hypnogram(np.array([W])), EEG_ONLY, record_id="r",
+                              subject_id="s")
+  rec = recording.epoch_recording(raw, Hypnogram(np.array([W])), EEG_ONLY, record_id="r",
+                                  subject_id="s", physical_dims={"EEG C3-M2": "uV",
+                                                                 "EEG C4-M1": "uV"})
+  assert 5 < rec.signals["eeg"].std() < 15

@@ -11,6 +11,8 @@ import scipy.signal
 from sleepjax.data import channels
 from sleepjax.data import recording
 from sleepjax.data import report as report_lib
+from sleepjax.data import edf
+from sleepjax.data.errors import BadSignalError
 from sleepjax.data.hypnogram import Hypnogram
 
 W, N1, N2, N3, REM, U, M = 0, 1, 2, 3, 4, -1, -2
@@ -168,11 +170,27 @@ def test_optional_channel_absent_shrinks_modality():
   assert set(rec.signals) == {"eeg"} and "'ECG' absent" in rec.report.warnings[0]
 
 
+def test_isruc_style_rec_extension_uses_edf_header(tmp_path, psg):
+  """ISRUC's EDF files end in .rec: units must still come from the EDF header."""
+  rec_path = tmp_path / "1.rec"
+  rec_path.write_bytes(psg.read_bytes())
+  with pytest.raises(NotImplementedError):  # why edf.read_raw_edf goes through a file object
+    mne.io.read_raw_edf(rec_path, verbose="error")
+  raw = edf.read_raw_edf(rec_path)
+  rec = recording.epoch_recording(raw, Hypnogram(np.array([N2] * 8)), MONTAGE, record_id="1",
+                                  subject_id="1", trim_wake_min=None)
+  np.testing.assert_allclose(rec.signals["eog"].std(), 50 / np.sqrt(2), rtol=0.03)  # mV file
+  np.testing.assert_allclose(rec.signals["resp"].mean(), 500, rtol=0.05)
+  rec2 = recording.load_recording(rec_path, Hypnogram(np.array([N2] * 8)), MONTAGE,
+                                  subject_id="1", trim_wake_min=None)
+  assert rec2.record_id == "1"
+  np.testing.assert_array_equal(rec2.signals["eeg"], rec.signals["eeg"])
+
+
 def test_merge_reports():
   a = report_lib.EpochReport("a", n_epochs_total=10, n_kept=7,
                              dropped={"unscored": 2, "bad_signal": 1})
   b = report_lib.EpochReport("b", n_epochs_total=5, n_kept=5, warnings=["x"])
-  from sleepjax.data.errors import BadSignalError
   summary = report_lib.merge_reports([a, b], failures=[BadSignalError("c.edf", "flat")])
   assert summary["n_recordings"] == 2 and summary["n_failed"] == 1
   assert summary["n_epochs_total"] == 15 and summary["n_kept"] == 12
