@@ -31,6 +31,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import channels
 from sleepjax.data import errors
 from sleepjax.data import pipeline
+from tfds_builders import _common
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("non_seizure", "seizure")
@@ -118,7 +119,7 @@ def chbmit_montage() -> channels.Montage:
   return channels.Montage([channels.ChannelSpec(name, "eeg") for name in CHANNELS])
 
 
-class Chbmit(tfds.core.GeneratorBasedBuilder):
+class Chbmit(_common.ArrayRecordBuilder):
   """CHB-MIT Scalp EEG: 18 bipolar channels, seizure vs non-seizure windows, subject-wise splits."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -135,10 +136,6 @@ class Chbmit(tfds.core.GeneratorBasedBuilder):
   `wget -r -N -c -np {BASE_URL}` (or the zip from https://physionet.org/content/chbmit/1.0.0/) and pass
   the folder holding the chbNN/ case folders (each with its .edf files and chbNN-summary.txt) as --manual_dir.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # No TensorFlow here: array_record is the only format we can write and random-access.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = len(CHANNELS)
@@ -158,6 +155,7 @@ class Chbmit(tfds.core.GeneratorBasedBuilder):
         supervised_keys=None,
         homepage="https://physionet.org/content/chbmit/1.0.0/",
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -187,23 +185,26 @@ class Chbmit(tfds.core.GeneratorBasedBuilder):
     by_split = collections.defaultdict(list)
     for f in files:
       by_split[assign[f[1]]].append(f)
-    return {split: self._generate_examples(by_split[split]) for split in ("train", "validation", "test")
+    return {split: self._generate_examples(split, by_split[split]) for split in ("train", "validation", "test")
             if by_split[split]}
 
-  def _generate_examples(self, files) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
     montage = chbmit_montage()
     names = np.array(CHANNELS, dtype=object)
     pos = tuh_eeg.positions(CHANNELS)
+    failures, n_examples = [], 0
     for path, subject, record, seizures in files:
       try:
         data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
       except errors.RecordingError as e:
         logging.warning("chbmit: skipping %s: %s", record, e)
+        failures.append(f"{record}: {e}")
         continue
       for w, start in enumerate(tuh_eeg.window_starts(data.shape[1], cfg.n_times)):
         start_s = start / cfg.sfreq
         overlap = seizure_overlap_s(start_s, start_s + cfg.window_s, seizures)
+        n_examples += 1
         yield f"{record}_{w:05d}", {
             "signals": {"eeg": data[:, start:start + cfg.n_times]},
             "channel_names": {"eeg": names},
@@ -215,6 +216,7 @@ class Chbmit(tfds.core.GeneratorBasedBuilder):
             "window_index": w,
             "start_s": start_s,
         }
+    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)
 
 
 def _download(dl_manager) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:

@@ -91,6 +91,7 @@ def test_edf_without_summary_entry_is_skipped(tmp_path):
   builder = chbmit.Chbmit(config=CFG, data_dir=str(tmp_path / "data"))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
   records = {ex["record_id"] for split in builder.as_data_source().values() for ex in split}
+  assert sum(r["n_examples"] for r in builder.info.metadata["build_report"].values()) == 12
   assert records == {b"chb01_01", b"chb01_03", b"chb02_16", b"chb21_19"}
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
+from tfds_builders import _common
 
 # CODE-15 label order used by the transfer paper's ECG head (Ribeiro et al. 2020 abbreviations).
 CODE15_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
@@ -162,7 +163,7 @@ class PtbxlConfig(tfds.core.BuilderConfig):
   sfreq: float = 500.0
 
 
-class Ptbxl(tfds.core.GeneratorBasedBuilder):
+class Ptbxl(_common.ArrayRecordBuilder):
   """PTB-XL 12-lead 10-s ECGs with CODE-15 multilabel targets; strat_fold splits."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -179,10 +180,6 @@ class Ptbxl(tfds.core.GeneratorBasedBuilder):
   holding ptbxl_database.csv (or its parent) as --manual_dir. Only ptbxl_database.csv and the
   records500/ (or records100/) tree are read.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # No TensorFlow here: array_record is the only format we can write and random-access.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     n_times = int(round(_RECORD_S * self.builder_config.sfreq))
@@ -216,12 +213,14 @@ class Ptbxl(tfds.core.GeneratorBasedBuilder):
     by_split = {"train": [], "validation": [], "test": []}
     for row in rows:
       by_split[split_of_fold(row["strat_fold"])].append(row)
-    return {split: self._generate_examples(root, split_rows) for split, split_rows in by_split.items()}
+    return {split: self._generate_examples(split, root, split_rows) for split, split_rows in by_split.items()
+            if split_rows}
 
-  def _generate_examples(self, root: epath.Path, rows) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(self, split: str, root: epath.Path, rows) -> Iterator[tuple[str, dict]]:
     sfreq = self.builder_config.sfreq
     column = "filename_hr" if sfreq == 500.0 else "filename_lr"
     positions = np.full((len(LEADS), 3), np.nan, np.float32)  # ECG leads are not scalp electrodes.
+    failures, n_examples = [], 0
     for row in rows:
       record_id = f"{row['ecg_id']:05d}"
       try:
@@ -229,7 +228,9 @@ class Ptbxl(tfds.core.GeneratorBasedBuilder):
         labels = code15_targets(row["scp_codes"], path=os.fspath(root / _DATABASE_CSV))
       except errors.RecordingError as e:
         logging.warning("ptbxl: skipping record %s: %s", record_id, e)
+        failures.append(f"{record_id}: {e}")
         continue
+      n_examples += 1
       yield record_id, {
           "signals": {"ecg": signal},
           "channel_names": {"ecg": np.array(LEADS, dtype=object)},
@@ -240,6 +241,9 @@ class Ptbxl(tfds.core.GeneratorBasedBuilder):
           "subject_id": row["patient_id"],
           "record_id": record_id,
       }
+    # Same summary as the EEG builders (tfds_builders/tuab/tuh_eeg.py): skipped records and why.
+    self.info.metadata.setdefault("build_report", {})[split] = {
+        "n_recordings": len(rows), "n_failed": len(failures), "failures": failures, "n_examples": n_examples}
 
 
 def _read_database(path: epath.Path) -> list[dict]:

@@ -77,3 +77,5 @@ def test_bad_record_is_skipped_with_named_error(tmp_path):
   builder = ptbxl.Ptbxl(config="500hz", data_dir=str(tmp_path / "data"))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(manual)))
   assert builder.info.splits["train"].num_examples == 2
+  report = builder.info.metadata["build_report"]["train"]
+  assert report["n_failed"] == 1 and report["failures"][0].startswith("00002:")

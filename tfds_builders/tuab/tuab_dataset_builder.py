@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from sleepjax.data import pipeline
+from tfds_builders import _common
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("normal", "abnormal")
@@ -59,7 +60,7 @@ def parse_tuab_path(path: str | os.PathLike) -> tuple[str, str, str, str]:
   return partition, label, stem.split("_")[0], stem
 
 
-class Tuab(tfds.core.GeneratorBasedBuilder):
+class Tuab(_common.ArrayRecordBuilder):
   """TUH EEG Abnormal Corpus: 19-channel EEG windows, normal vs abnormal."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -79,10 +80,6 @@ class Tuab(tfds.core.GeneratorBasedBuilder):
   with the .edf files) as --manual_dir.
   """
 
-  def __init__(self, *, file_format=None, **kwargs):
-    # No TensorFlow here: array_record is the only format we can write and random-access.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
-
   def _info(self) -> tfds.core.DatasetInfo:
     c = len(tuh_eeg.TUH_CHANNELS)
     return self.dataset_info_from_configs(
@@ -100,6 +97,7 @@ class Tuab(tfds.core.GeneratorBasedBuilder):
         supervised_keys=None,
         homepage="https://isip.piconepress.com/projects/nedc/html/tuh_eeg/",
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -127,22 +125,23 @@ class Tuab(tfds.core.GeneratorBasedBuilder):
         "test": files["eval"],
     }
     # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
-    return {split: self._generate_examples(f) for split, f in by_split.items() if f}
+    return {split: self._generate_examples(split, f) for split, f in by_split.items() if f}
 
-  def _generate_examples(self, files) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
     montage = tuh_eeg.tuh_montage()
     names = np.array(tuh_eeg.TUH_CHANNELS, dtype=object)
     pos = tuh_eeg.positions(tuh_eeg.TUH_CHANNELS)
-    skipped = 0
+    failures, n_examples = [], 0
     for path, label, subject, record in files:
       try:
         data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
       except errors.RecordingError as e:
         logging.warning("tuab: skipping %s: %s", record, e)
-        skipped += 1
+        failures.append(f"{record}: {e}")
         continue
       for w, start in enumerate(tuh_eeg.window_starts(data.shape[1], cfg.n_times)):
+        n_examples += 1
         yield f"{record}_{w:05d}", {
             "signals": {"eeg": data[:, start:start + cfg.n_times]},
             "channel_names": {"eeg": names},
@@ -153,5 +152,6 @@ class Tuab(tfds.core.GeneratorBasedBuilder):
             "window_index": w,
             "start_s": start / cfg.sfreq,
         }
-    if skipped:
-      logging.warning("tuab: %d of %d recordings skipped (see the warnings above)", skipped, len(files))
+    if failures:
+      logging.warning("tuab: split %s: %d of %d recordings skipped", split, len(failures), len(files))
+    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)

@@ -94,8 +94,10 @@ def test_corrupt_recording_is_skipped(tmp_path):
   bad.write_bytes(bad.read_bytes()[:-1000])  # A truncated download.
   with pytest.raises(errors.EDFTruncatedError):
     tuh_eeg.read_eeg(bad, tuh_eeg.tuh_montage(), 128.0)
-  _, source = _build(tmp_path, manual)
+  builder, source = _build(tmp_path, manual)
   assert len(source["test"]) == 2
+  report = builder.info.metadata["build_report"]["test"]
+  assert report["n_failed"] == 1 and "aaaaaaaf_s001_t000" in report["failures"][0] and report["n_examples"] == 2
 
 
 def test_subject_in_train_and_eval_is_refused(tmp_path):

@@ -39,6 +39,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from sleepjax.data import pipeline
+from tfds_builders import _common
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("spsw", "gped", "pled", "eyem", "artf", "bckg")
@@ -141,7 +142,7 @@ def parse_tuev_path(path: str | os.PathLike) -> tuple[str, str, str]:
   return partition, p.stem.split("_")[0], p.stem
 
 
-class Tuev(tfds.core.GeneratorBasedBuilder):
+class Tuev(_common.ArrayRecordBuilder):
   """TUH EEG Events Corpus: windows centred on annotated 1-s events, 6 classes."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -159,10 +160,6 @@ class Tuev(tfds.core.GeneratorBasedBuilder):
   rsync -auxvL nedc-tuh-eeg@www.isip.piconepress.com:data/tuh_eeg/tuh_eeg_events/v2.0.1/ tuev/
   and pass the folder (containing .../train/<subject>/*.edf+*.rec and .../eval/<subject>/...) as --manual_dir.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # No TensorFlow here: array_record is the only format we can write and random-access.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     c = len(tuh_eeg.TUH_CHANNELS)
@@ -212,32 +209,37 @@ class Tuev(tfds.core.GeneratorBasedBuilder):
         "test": files["eval"],
     }
     # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
-    return {split: self._generate_examples(f) for split, f in by_split.items() if f}
+    return {split: self._generate_examples(split, f) for split, f in by_split.items() if f}
 
-  def _generate_examples(self, files) -> Iterator[tuple[str, dict]]:
+  def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
     window = cfg.n_times
     montage = tuh_eeg.tuh_montage()
     names = np.array(tuh_eeg.TUH_CHANNELS, dtype=object)
     pos = tuh_eeg.positions(tuh_eeg.TUH_CHANNELS)
+    failures, n_examples, n_events_skipped = [], 0, 0
     for path, subject, record in files:
       try:
         events = merge_events(read_rec(path.with_suffix(".rec")))
         data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
       except FileNotFoundError:
         logging.warning("tuev: skipping %s: no .rec event file next to %s", record, path)
+        failures.append(f"{record}: no .rec event file")
         continue
       except errors.RecordingError as e:
         logging.warning("tuev: skipping %s: %s", record, e)
+        failures.append(f"{record}: {e}")
         continue
       for i, (start_s, stop_s, label, marked) in enumerate(events):
         start = tuh_eeg.centred_start((start_s + stop_s) / 2, window, cfg.sfreq, data.shape[1])
         if start is None or stop_s * cfg.sfreq > data.shape[1] + 1:
           logging.warning("tuev: %s event %d [%s, %s] s does not fit a %s-s window inside the %.1f-s recording",
                           record, i, start_s, stop_s, cfg.window_s, data.shape[1] / cfg.sfreq)
+          n_events_skipped += 1
           continue
         channels_mask = np.zeros(len(TCP_MONTAGE), np.bool_)
         channels_mask[list(marked)] = True
+        n_examples += 1
         yield f"{record}_{i:05d}", {
             "signals": {"eeg": data[:, start:start + window]},
             "channel_names": {"eeg": names},
@@ -251,3 +253,4 @@ class Tuev(tfds.core.GeneratorBasedBuilder):
             "start_s": start / cfg.sfreq,
             "event_channels": channels_mask,
         }
+    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples, n_events_skipped=n_events_skipped)

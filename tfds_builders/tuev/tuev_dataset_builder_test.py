@@ -95,9 +95,12 @@ def test_session_without_rec_is_skipped(tmp_path):
   manual = tmp_path / "manual"
   shutil.copytree(DUMMY, manual)
   (manual / "edf/train/aaaaaaar/aaaaaaar_00000001.rec").unlink()
-  _, source = _build(tmp_path, manual)
+  builder, source = _build(tmp_path, manual)
   assert len(source["test"]) == 2
   assert len(source["train"]) + len(source["validation"]) == 2 + 1
+  reports = builder.info.metadata["build_report"]
+  assert sum(r["n_failed"] for r in reports.values()) == 1
+  assert sum(r["n_events_skipped"] for r in reports.values()) == 1  # The event beyond the recording.
 
 
 def test_tree_without_eval_has_no_test_split(tmp_path):
