@@ -246,7 +246,9 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   stages = hypnogram.stages
   n_total = hypnogram.n_epochs
   report.n_epochs_total = n_total
-  starts_s = hypnogram.onset_s + EPOCH_S * np.arange(n_total)
+  # Seconds from the first sample held by `raw`: a cropped raw starts first_samp samples
+  # after the PSG start that the hypnogram's onset refers to.
+  starts_s = hypnogram.onset_s - raw.first_samp / fs_raw + EPOCH_S * np.arange(n_total)
   raw_len = round(EPOCH_S * fs_raw)
   raw_starts = np.round(starts_s * fs_raw).astype(np.int64)
   inside = (raw_starts >= 0) & (raw_starts + raw_len <= n_samples)
@@ -263,7 +265,7 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
           path, f"hypnogram {hypnogram.path} scores {int(scored_out.sum())} epochs beyond the "
           f"{duration_s:.1f}-s signal, reaching {overhang:.1f} s past it (tolerance "
           f"{max_mismatch_s} s): wrong hypnogram or cut recording?")
-  tail_s = duration_s - hypnogram.end_s
+  tail_s = duration_s - (starts_s[-1] + EPOCH_S)
   if tail_s > EPOCH_S:
     report.warnings.append(f"signal extends {tail_s:.0f} s beyond the hypnogram (unscored, "
                            "not epoched)")

@@ -136,6 +136,12 @@ def test_alignment_to_hypnogram_onset():
   np.testing.assert_allclose(rec.signals["eeg"][:, 0, 0], [15.0, 45.0, 75.0], atol=1e-4)
   np.testing.assert_allclose(rec.signals["eeg"][2, 0, -1], 104.9, atol=1e-4)
   assert "signal extends 95 s beyond the hypnogram" in " ".join(rec.report.warnings)
+  # A cropped raw keeps the PSG timeline: epoch 1 (45-75 s) is still at value 45.
+  cropped = raw.copy().crop(tmin=40.0)
+  rec = recording.epoch_recording(cropped, hyp, m, record_id="r", subject_id="s", sfreq=10.0,
+                                  trim_wake_min=None, max_mismatch_s=None)
+  np.testing.assert_array_equal(rec.epoch_index, [1, 2])
+  np.testing.assert_allclose(rec.signals["eeg"][:, 0, 0], [45.0, 75.0], atol=1e-4)
 
 
 def test_wake_trimming_window():
