@@ -125,7 +125,7 @@ class EDFHeader:
     return self.physical_dims[self.labels.index(label)]
 
 
-def _field(raw: bytes, path: str, name: str) -> str:
+def _field(raw: bytes) -> str:
   try:
     return raw.decode("ascii").strip()
   except UnicodeDecodeError:
@@ -189,21 +189,21 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     if len(fixed) < _FIXED_HEADER_BYTES:
       raise EDFHeaderError(
           path, f"file has {size} bytes, fewer than the 256-byte EDF fixed header")
-    version = _field(fixed[0:8], path, "version")
+    version = _field(fixed[0:8])
     if version != "0":
       raise EDFHeaderError(path, f"not an EDF file: version field is {version!r}, expected '0'")
-    patient = _field(fixed[8:88], path, "patient")
-    recording = _field(fixed[88:168], path, "recording")
-    start = _parse_start(_field(fixed[168:176], path, "startdate"),
-                         _field(fixed[176:184], path, "starttime"))
-    header_bytes = _number(_field(fixed[184:192], path, "header_bytes"), path,
+    patient = _field(fixed[8:88])
+    recording = _field(fixed[88:168])
+    start = _parse_start(_field(fixed[168:176]),
+                         _field(fixed[176:184]))
+    header_bytes = _number(_field(fixed[184:192]), path,
                            "header_bytes", integer=True)
-    reserved = _field(fixed[192:236], path, "reserved")
-    n_records = _number(_field(fixed[236:244], path, "n_records"), path, "n_records",
+    reserved = _field(fixed[192:236])
+    n_records = _number(_field(fixed[236:244]), path, "n_records",
                         integer=True)
-    record_duration_s = _number(_field(fixed[244:252], path, "record_duration"), path,
+    record_duration_s = _number(_field(fixed[244:252]), path,
                                 "record_duration")
-    n_signals = _number(_field(fixed[252:256], path, "n_signals"), path, "n_signals",
+    n_signals = _number(_field(fixed[252:256]), path, "n_signals",
                         integer=True)
     if n_signals <= 0:
       raise EDFHeaderError(path, f"number of signals is {n_signals}, expected > 0")
@@ -217,25 +217,25 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
           path, f"truncated: file has {size} bytes, less than its declared "
           f"{header_bytes}-byte header")
 
-  def column(offset: int, width: int, name: str) -> list[str]:
+  def column(offset: int, width: int) -> list[str]:
     base = offset * n_signals
-    return [_field(sig[base + i * width:base + (i + 1) * width], path, name)
+    return [_field(sig[base + i * width:base + (i + 1) * width])
             for i in range(n_signals)]
 
-  labels = column(0, 16, "label")
-  transducers = column(16, 80, "transducer")
-  dims = column(96, 8, "physical_dimension")
+  labels = column(0, 16)
+  transducers = column(16, 80)
+  dims = column(96, 8)
   pmin = [_number(v, path, f"physical_min of {labels[i]!r}")
-          for i, v in enumerate(column(104, 8, "physical_min"))]
+          for i, v in enumerate(column(104, 8))]
   pmax = [_number(v, path, f"physical_max of {labels[i]!r}")
-          for i, v in enumerate(column(112, 8, "physical_max"))]
+          for i, v in enumerate(column(112, 8))]
   dmin = [_number(v, path, f"digital_min of {labels[i]!r}")
-          for i, v in enumerate(column(120, 8, "digital_min"))]
+          for i, v in enumerate(column(120, 8))]
   dmax = [_number(v, path, f"digital_max of {labels[i]!r}")
-          for i, v in enumerate(column(128, 8, "digital_max"))]
-  prefilter = column(136, 80, "prefiltering")
+          for i, v in enumerate(column(128, 8))]
+  prefilter = column(136, 80)
   spr = [_number(v, path, f"samples_per_record of {labels[i]!r}", integer=True)
-         for i, v in enumerate(column(216, 8, "samples_per_record"))]
+         for i, v in enumerate(column(216, 8))]
 
   is_plus = reserved.startswith("EDF+")
   ann = tuple(i for i, lab in enumerate(labels) if lab == _ANNOTATION_LABEL)

@@ -238,6 +238,13 @@ def read_hypnogram(path: str | os.PathLike, **kwargs) -> Hypnogram:
   ".edf" -> `read_edf_hypnogram(path, **kwargs)`; anything else ->
   `read_text_hypnogram(path, **kwargs)` (which needs `epoch_s` and `mapping`).
 
+  Args:
+    path: the hypnogram file.
+    **kwargs: passed to the chosen reader (e.g. psg_start=, or epoch_s= and mapping=).
+
+  Returns:
+    A Hypnogram of 30-s epochs.
+
   Raises:
     AnnotationError and the readers' errors; RecordingError for a text file read without
     `epoch_s`/`mapping`.
