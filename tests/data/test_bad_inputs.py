@@ -1,7 +1,6 @@
 """Every documented bad input raises its documented error, naming the file (Foundation item 7)."""
 
 import datetime
-import shutil
 
 import edfio
 import mne
@@ -245,7 +244,8 @@ def test_bad_epochs_are_dropped_and_counted():
   data[0, 3000 + 17] = np.nan                    # epoch 1: one NaN sample
   data[1, 2 * 3000:3 * 3000] = 4.0               # epoch 2: flat
   data[0, 3 * 3000:4 * 3000] = np.where(rng.random(3000) > 0.5, 60.0, -60.0)  # epoch 3: clipped
-  data[0, 0] = -60.0; data[0, -1] = 60.0         # make +-60 the night's rails
+  data[0, 0] = -60.0                             # make +-60 the night's rails
+  data[0, -1] = 60.0
   rec = recording.epoch_recording(_raw(data), Hypnogram(np.array([N2] * 6)), EEG_ONLY,
                                   record_id="r", subject_id="s", trim_wake_min=None)
   np.testing.assert_array_equal(rec.epoch_index, [0, 4, 5])
