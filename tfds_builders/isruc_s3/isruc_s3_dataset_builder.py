@@ -23,9 +23,8 @@ Processing (docs/architecture.md section 2, one example per scored epoch; SPEC s
   Set it to 0 to keep every scored epoch.
 - No wake trimming (lab PSG recorded from lights-off to lights-on).
 
-MNE reads EDF only by extension, so each `<n>.rec` is read through a symbolic link (or a copy
-where links are not allowed) named `<n>.edf` in a temporary folder; errors still name the
-original `.rec` file.
+`<n>.rec` is read as EDF by `sleepjax.data.edf.read_raw_edf` (header and size validated
+first); every error names the `.rec` or `.txt` file.
 
 Splits: SleepMG evaluates ISRUC-S3 by 5-fold subject-wise cross-validation, which the trainer
 does from `subject_id`; so every subject is in the single split "train" (see README).
@@ -37,13 +36,10 @@ import dataclasses
 import os
 import pathlib
 import re
-import shutil
-import tempfile
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import edf as edf_lib
 from sleepjax.data import errors
 from sleepjax.data import hypnogram as hypnogram_lib
 from sleepjax.data import recording as recording_lib
@@ -156,22 +152,12 @@ def load_night(files: _common.RecordFiles, cfg: IsrucConfig):
   Raises:
     RecordingError subclasses naming the original `.rec` or `.txt` file.
   """
-  edf_lib.validate_edf(files.psg_path)  # Header/size errors name the .rec itself.
   hyp = read_isruc_hypnogram(files.hypnogram_path, cfg.drop_last_epochs)
-  with tempfile.TemporaryDirectory(prefix="isruc_") as tmp:
-    link = os.path.join(tmp, os.path.splitext(os.path.basename(files.psg_path))[0] + ".edf")
-    try:
-      os.symlink(os.path.abspath(files.psg_path), link)
-    except OSError:  # Filesystems without symlinks: a copy works too (one night, ~0.5 GB).
-      shutil.copyfile(files.psg_path, link)
-    try:
-      return recording_lib.load_recording(
-          link, hyp, MONTAGE, record_id=files.record_id, subject_id=files.subject_id, sfreq=cfg.sfreq,
-          trim_wake_min=None, max_mismatch_s=cfg.max_mismatch_s)
-    except errors.RecordingError as e:
-      if e.path != link:
-        raise
-      raise type(e)(files.psg_path, e.problem) from e
+  # sleepjax.data.edf.read_raw_edf validates the header and reads EDF bytes under the .rec
+  # extension (MNE itself only accepts *.edf paths).
+  return recording_lib.load_recording(
+      files.psg_path, hyp, MONTAGE, record_id=files.record_id, subject_id=files.subject_id, sfreq=cfg.sfreq,
+      trim_wake_min=None, max_mismatch_s=cfg.max_mismatch_s)
 
 
 class IsrucS3(_common.ArrayRecordBuilder):
