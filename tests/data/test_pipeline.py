@@ -195,3 +195,24 @@ def test_drop_remainder():
   assert [len(b["record_id"]) for b in kept] == [4, 4]
   full = list(pipeline.make_dataset(src, batch_size=4, num_epochs=1, drop_remainder=False))
   assert [len(b["record_id"]) for b in full] == [4, 4, 2]
+
+
+def test_prepare_and_data_source_on_a_tiny_real_build(tmp_path):
+  """prepare/data_source build a registered dataset by name; the pipeline reads it."""
+  import pathlib
+
+  import tfds_builders.sleep_edf  # noqa: F401  (registers sleep_edf; sleepjax never does)
+
+  dummy = pathlib.Path(tfds_builders.sleep_edf.__file__).parent / "dummy_data"
+  builder = pipeline.prepare("sleep_edf", str(tmp_path), config="telemetry",
+                             manual_dir=str(dummy))
+  assert builder.info.splits["train"].num_examples == 14
+  src = pipeline.data_source("sleep_edf/telemetry", "train", data_dir=str(tmp_path))
+  assert len(src) == 14
+  batches = list(pipeline.iterate_windows(src, batch_size=4, window_epochs=5))
+  # Kept epochs 0-9 and 11-14 (10 is "Movement time"): runs of 10 and 4 -> 2 windows of 5.
+  assert [b["epoch_index"].tolist() for b in batches] == [[list(range(0, 5)), list(range(5, 10))]]
+  assert batches[0]["signals"]["eeg"].shape == (2, 2, 15000)
+  assert batches[0]["subject"].tolist() == [0, 0]
+  with pytest.raises(ValueError, match="not registered"):
+    pipeline.prepare("no_such_psg_dataset", str(tmp_path))
