@@ -109,15 +109,16 @@ def _find_root(base: epath.Path) -> epath.Path:
       os.fspath(base), f"{_DATABASE_CSV} not found here nor in a direct sub-folder; see MANUAL_DOWNLOAD_INSTRUCTIONS")
 
 
-def read_ptbxl_record(record_path: epath.Path, *, expected_sfreq: float) -> np.ndarray:
+def read_ptbxl_record(record_path: epath.Path, *, expected_sfreq: float, record_s: float = _RECORD_S) -> np.ndarray:
   """Reads one PTB-XL WFDB record as 12 leads in microvolts.
 
   Args:
     record_path: path without extension (e.g. `.../records500/00000/00001_hr`).
     expected_sfreq: 500.0 for `records500`, 100.0 for `records100`.
+    record_s: expected duration in seconds (10 for every PTB-XL record).
 
   Returns:
-    (12, T) float32 in uV, leads in `LEADS` order, T = 10 s * expected_sfreq.
+    (12, T) float32 in uV, leads in `LEADS` order, T = record_s * expected_sfreq.
 
   Raises:
     RecordingError: the record cannot be read. SamplingRateError: wrong rate or length.
@@ -133,10 +134,10 @@ def read_ptbxl_record(record_path: epath.Path, *, expected_sfreq: float) -> np.n
     raise errors.RecordingError(path + ".hea", f"wfdb cannot read the record: {e}") from e
   if abs(float(record.fs) - expected_sfreq) > 1e-6:
     raise errors.SamplingRateError(path + ".hea", f"sampling rate {record.fs} Hz, expected {expected_sfreq} Hz")
-  n_times = int(round(_RECORD_S * expected_sfreq))
+  n_times = int(round(record_s * expected_sfreq))
   if record.p_signal is None or record.p_signal.shape[0] != n_times:
     got = None if record.p_signal is None else record.p_signal.shape[0]
-    raise errors.SamplingRateError(path + ".hea", f"{got} samples, expected {n_times} (10 s)")
+    raise errors.SamplingRateError(path + ".hea", f"{got} samples, expected {n_times} ({record_s} s)")
   names = [n.upper() for n in record.sig_name]
   rows = []
   for lead in LEADS:

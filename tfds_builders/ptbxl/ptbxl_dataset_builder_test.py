@@ -79,3 +79,16 @@ def test_bad_record_is_skipped_with_named_error(tmp_path):
   assert builder.info.splits["train"].num_examples == 2
   report = builder.info.metadata["build_report"]["train"]
   assert report["n_failed"] == 1 and report["failures"][0].startswith("00002:")
+
+
+def test_reader_on_real_ptb_wfdb_bytes(shared_data):
+  """PhysioNet PTB Diagnostic record s0010_re (real WFDB bytes, lower-case lead names, mV, 1000 Hz, 38.4 s)."""
+  record = shared_data / "wfdb_samples" / "s0010_re"
+  if not record.with_suffix(".hea").exists():
+    pytest.skip(f"{record}.hea not found in the shared data")
+  signal = ptbxl.ptbxl_dataset_builder.read_ptbxl_record(record, expected_sfreq=1000.0, record_s=38.4)
+  assert signal.shape == (12, 38400) and signal.dtype == np.float32
+  # Real 12-lead ECG in microvolts: lead II peaks at hundreds of uV to a few mV, never ~1 (mV) or ~1e-3 (V).
+  assert 200.0 < np.abs(signal[1]).max() < 5000.0
+  with pytest.raises(errors.SamplingRateError, match="s0010_re.hea: sampling rate 1000"):
+    ptbxl.ptbxl_dataset_builder.read_ptbxl_record(record, expected_sfreq=500.0)

@@ -128,8 +128,9 @@ def merge_events(rows) -> list[tuple[float, float, int, tuple[int, ...]]]:
 def parse_tuev_path(path: str | os.PathLike) -> tuple[str, str, str]:
   """(partition "train"|"eval", subject_id, record_id) of a TUEV .edf path.
 
-  The subject is the text of the file stem before the first "_" (v2: `aaaaaaar_00000001`);
-  the record id is the stem.
+  The subject is the per-subject folder holding the file (v2: `train/aaaaaaar/aaaaaaar_00000001.edf`),
+  or, for a file directly under train/ or eval/, the text of its stem before the first "_". The
+  record id is the stem.
 
   Raises:
     RecordingError: the path has no train/eval folder.
@@ -139,7 +140,9 @@ def parse_tuev_path(path: str | os.PathLike) -> tuple[str, str, str]:
   partition = next((x for x in reversed(parts) if x in ("train", "eval")), None)
   if partition is None:
     raise errors.RecordingError(path, "TUEV file not under .../{train,eval}/")
-  return partition, p.stem.split("_")[0], p.stem
+  parent = p.parent.name
+  subject = parent if parent.lower() not in ("train", "eval") else p.stem.split("_")[0]
+  return partition, subject, p.stem
 
 
 class Tuev(_common.ArrayRecordBuilder):

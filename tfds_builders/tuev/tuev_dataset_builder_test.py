@@ -60,6 +60,8 @@ def test_merge_events_rule():
 def test_parse_tuev_path():
   assert tuev.parse_tuev_path("v2.0.1/edf/train/aaaaaaar/aaaaaaar_00000001.edf") == (
       "train", "aaaaaaar", "aaaaaaar_00000001")
+  # Flat layout: the subject comes from the file name.
+  assert tuev.parse_tuev_path("tuev/eval/00000254_00000002.edf") == ("eval", "00000254", "00000254_00000002")
   with pytest.raises(errors.RecordingError, match="not under"):
     tuev.parse_tuev_path("x/aaaaaaar_00000001.edf")
 
