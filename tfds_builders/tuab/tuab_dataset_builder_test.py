@@ -107,3 +107,16 @@ def test_subject_in_train_and_eval_is_refused(tmp_path):
               manual / "edf/eval/normal/01_tcp_ar/aaaaaaaa_s009_t000.edf")
   with pytest.raises(errors.RecordingError, match="both train and eval.*aaaaaaaa"):
     _build(tmp_path, manual)
+
+
+def test_read_eeg_on_real_edf_bytes(shared_data):
+  """read_eeg on a real PhysioNet EDF+ (eegmmidb S001R01: 64 ch, 160 Hz, 60 s, eyes open)."""
+  path = shared_data / "eegmmidb" / "S001R01.edf"
+  if not path.exists():
+    pytest.skip(f"{path} not found in the shared data")
+  from sleepjax.data import channels  # pylint: disable=g-import-not-at-top
+  montage = channels.Montage([channels.ChannelSpec(n, "eeg", (f"{n}..", f"{n}.")) for n in ("C3", "Cz", "O1")])
+  data = tuh_eeg.read_eeg(path, montage, 128.0)
+  assert data.shape == (3, 60 * 128)  # 160 -> 128 Hz (ratio 4/5).
+  # Real scalp EEG in microvolts (the README gives median channel SDs of 19-197 uV for this corpus).
+  assert np.all((data.std(axis=1) > 5.0) & (data.std(axis=1) < 300.0))
