@@ -173,7 +173,10 @@ def test_mitdb_aami_counts_all_records(shared_data, mitdb_dir):
   import wfdb
 
   table = _aami_table(shared_data)
+  from tfds_builders.mitdb import mitdb_dataset_builder as mitdb
+
   totals = {"DS1": np.zeros(5, int), "DS2": np.zeros(5, int)}
+  by_split = {"train": np.zeros(5, int), "validation": np.zeros(5, int), "test": np.zeros(5, int)}
   for record, row in table.items():
     ann = wfdb.rdann(str(mitdb_dir / "mitdb" / record), "atr")
     _, labels, _ = downstream.aami_beats(ann.symbol, ann.sample)
@@ -181,9 +184,14 @@ def test_mitdb_aami_counts_all_records(shared_data, mitdb_dir):
     assert counts == {c: int(row[c]) for c in downstream.AAMI_CLASSES}, record
     if row["split_deChazal"] in totals:
       totals[row["split_deChazal"]] += [counts[c] for c in downstream.AAMI_CLASSES]
+      by_split[mitdb.record_split(record)] += [counts[c] for c in downstream.AAMI_CLASSES]
   # de Chazal et al. 2004, Table I (and the shared README).
   assert totals["DS1"].tolist() == [45866, 944, 3788, 415, 8]
   assert totals["DS2"].tolist() == [44259, 1837, 3221, 388, 7]
+  # The builder's splits (tfds_builders/mitdb/README.md table).
+  assert by_split["train"].tolist() == [37802, 744, 2824, 395, 4]
+  assert by_split["validation"].tolist() == [8064, 200, 964, 20, 4]
+  assert by_split["test"].tolist() == totals["DS2"].tolist()
   assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS1") == sorted(downstream.MITDB_DS1)
   assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS2") == sorted(downstream.MITDB_DS2)
   assert sorted(r for r, row in table.items() if row["split_deChazal"] == "excluded_paced") == sorted(

@@ -95,3 +95,10 @@ def test_no_files_raises(tmp_path):
   (manual / "notes.txt").write_text("x")
   with pytest.raises(errors.RecordingError, match="no eegmmidb EDF files"):
     _build(tmp_path, "motor_imagery", manual_dir=manual)
+
+
+def test_checksums_cover_the_staged_runs():
+  # checksums.tsv: the 36 imagery runs of S001-S012, at the URLs the builder downloads.
+  urls = {mmi.URL_TEMPLATE.format(s=s, r=r) for s in range(1, 13) for r in (4, 8, 12)}
+  assert set(mmi.Builder.url_infos) == urls
+  assert mmi.Builder.url_infos[mmi.URL_TEMPLATE.format(s=1, r=4)].checksum.startswith("3d161f88")

@@ -98,3 +98,8 @@ def test_unreadable_record_raises_naming_the_file(tmp_path):
   (tmp_path / "100.hea").write_text("this is not a header\n")
   with pytest.raises(errors.RecordingError, match="100.hea"):
     mitdb.read_record(tmp_path / "100")
+
+
+def test_checksums_cover_all_48_records():
+  urls = {mitdb.URL_TEMPLATE.format(record=r, ext=e) for r in mitdb.RECORDS for e in mitdb.EXTENSIONS}
+  assert len(mitdb.RECORDS) == 48 and set(mitdb.Builder.url_infos) == urls
