@@ -85,3 +85,26 @@ def test_empty_manual_dir_raises(tmp_path):
   (empty / "readme.md").write_text("nothing here")
   with pytest.raises(errors.RecordingError, match="no Bonn EEG segment files"):
     _build(tmp_path, "five_class", manual_dir=empty)
+
+
+def test_original_zips(tmp_path):
+  # The University of Bonn distributes one zip per set with the files at its root (Z.zip: Z001.txt, ...).
+  import zipfile
+
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for letter, folder in bonn.SET_FOLDERS.items():
+    with zipfile.ZipFile(manual / f"{letter}.zip", "w") as zf:
+      for path in sorted((DUMMY / folder).iterdir()):
+        zf.write(path, path.name)
+  builder = _build(tmp_path, "five_class", manual_dir=manual)
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 5, "validation": 5, "test": 5}
+
+
+def test_corrupt_archive_raises_naming_it(tmp_path):
+  from sleepjax.data import downstream
+
+  bad = tmp_path / "bonn_eeg_ZONFS.tar.xz"
+  bad.write_bytes(b"\xfd7zXZ\x00 not really xz")
+  with pytest.raises(errors.RecordingError, match="bonn_eeg_ZONFS.tar.xz: cannot extract archive"):
+    downstream.extract_archive(bad, tmp_path / "out")

@@ -102,3 +102,20 @@ def test_missing_reference_raises(tmp_path):
   (manual / "A00001.hea").write_text("A00001 1 300 9000\n")
   with pytest.raises(errors.RecordingError, match="REFERENCE.csv not found"):
     _build(tmp_path, manual_dir=manual)
+
+
+def test_download_branch_reads_the_zip(tmp_path, monkeypatch):
+  # No network in tests: the "downloaded" training2017.zip is zipped from the dummy data.
+  import zipfile
+
+  archive = tmp_path / "fake_dl" / "training2017.zip"
+  archive.parent.mkdir()
+  with zipfile.ZipFile(archive, "w") as zf:
+    for path in sorted((DUMMY / "training2017").iterdir()):
+      zf.write(path, f"training2017/{path.name}")
+  monkeypatch.setattr(tfds.download.DownloadManager, "download",
+                      lambda self, url: archive if url == cinc.ZIP_URL else pytest.fail(url))
+  config = cinc.Cinc2017Config(name="dummy_zip", n_folds=3)
+  builder = cinc.Builder(config=config, data_dir=tmp_path / "data")
+  builder.download_and_prepare(download_dir=tmp_path / "dl")
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"train": 4, "validation": 4, "test": 4}

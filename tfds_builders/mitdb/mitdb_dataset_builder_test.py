@@ -103,3 +103,27 @@ def test_unreadable_record_raises_naming_the_file(tmp_path):
 def test_checksums_cover_all_48_records():
   urls = {mitdb.URL_TEMPLATE.format(record=r, ext=e) for r in mitdb.RECORDS for e in mitdb.EXTENSIONS}
   assert len(mitdb.RECORDS) == 48 and set(mitdb.Builder.url_infos) == urls
+
+
+def test_download_branch_without_manual_dir(tmp_path, monkeypatch):
+  # No network in tests: the download manager hands back the dummy files under TFDS-style
+  # names, and the builder must lay them out under their PhysioNet names for wfdb.
+  requested = {}
+
+  def fake_download(self, url_or_urls):
+    requested.update(url_or_urls)
+    out = {}
+    for name, url in url_or_urls.items():
+      dest = tmp_path / "fake_dl" / ("physionet.org_" + url.rsplit("/", 1)[1] + "_sha")
+      dest.parent.mkdir(exist_ok=True)
+      dest.write_bytes((DUMMY / url.rsplit("/", 1)[1]).read_bytes())
+      out[name] = dest
+    return out
+
+  monkeypatch.setattr(tfds.download.DownloadManager, "download", fake_download)
+  config = mitdb.MitdbConfig(name="beat_download", records=("100", "124"))
+  builder = mitdb.Builder(config=config, data_dir=tmp_path / "data")
+  builder.download_and_prepare(download_dir=tmp_path / "dl")
+  assert sorted(requested.values()) == sorted(
+      f"https://physionet.org/files/mitdb/1.0.0/{r}.{e}" for r in ("100", "124") for e in ("hea", "dat", "atr"))
+  assert {k: v.num_examples for k, v in builder.info.splits.items()} == {"validation": 5, "test": 9}
