@@ -140,16 +140,16 @@ class ConfusionMatrix:
 
   Folds are pooled with `merge` (or `+`), which sums counts: SleepMG reports metrics pooled
   over all five folds this way.
+
+  Args:
+    num_classes: K.
+    matrix: optional initial (K, K) non-negative integer counts.
+
+  Raises:
+    ValueError: the matrix is not (K, K) or has negative / non-integer entries.
   """
 
   def __init__(self, num_classes: int, matrix: np.ndarray | None = None):
-    """Args:
-      num_classes: K.
-      matrix: optional initial (K, K) non-negative integer counts.
-
-    Raises:
-      ValueError: the matrix is not (K, K) or has negative / non-integer entries.
-    """
     self.num_classes = int(num_classes)
     if matrix is None:
       self._matrix = np.zeros((self.num_classes, self.num_classes), np.int64)
