@@ -13,7 +13,12 @@ missing channel...), and stores a summary in the builder's `info.metadata["build
   builder.info.metadata["build_report"][split] == {
       "n_recordings", "n_failed", "n_epochs_total", "n_kept",
       "dropped": {reason: count}, "n_warnings", "failures": [message, ...],
-      "recordings": {record_id: {"n_kept": int, "n_epochs_total": int, "dropped": {...}}}}
+      "recordings": {record_id: {"n_kept": int, "n_epochs_total": int, "dropped": {...}}},
+      "failed_records": [record_id, ...],
+      "index": {"record_id": [...], "subject_id": [...], "epoch_index": [[int, ...], ...]}}
+
+"index" lists the stored rows in order (one entry per recording, its kept epochs' indices):
+`sleepjax.data.pipeline.WindowIndex.from_source` uses it instead of decoding every example.
 
 Features follow docs/architecture.md section 2 exactly; keys are f"{record_id}_{epoch_index:05d}".
 """
@@ -238,6 +243,7 @@ def generate_examples(
   from sleepjax.data import report as report_lib
 
   reports, failures = [], []
+  index = {"record_id": [], "subject_id": [], "epoch_index": []}
   for files in records:
     try:
       rec = load_fn(files)
@@ -248,11 +254,15 @@ def generate_examples(
       continue
     _log.info("%s", rec.report)
     reports.append(rec.report)
+    index["record_id"].append(rec.record_id)
+    index["subject_id"].append(rec.subject_id)
+    index["epoch_index"].append([int(e) for e in rec.epoch_index])
     yield from examples
   summary = report_lib.merge_reports(reports, failures)
   summary["recordings"] = {r.record_id: _report_entry(r) for r in reports}
   summary["failed_records"] = [f.record_id for f in records
                                if f.record_id not in summary["recordings"]]
+  summary["index"] = index
   builder.info.metadata.setdefault("build_report", {})[split] = summary
   _log.info("split %s: kept %d epochs of %d recordings, %d recording(s) failed", split,
             summary["n_kept"], summary["n_recordings"], summary["n_failed"])

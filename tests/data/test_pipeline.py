@@ -214,5 +214,16 @@ def test_prepare_and_data_source_on_a_tiny_real_build(tmp_path):
   assert [b["epoch_index"].tolist() for b in batches] == [[list(range(0, 5)), list(range(5, 10))]]
   assert batches[0]["signals"]["eeg"].shape == (2, 2, 15000)
   assert batches[0]["subject"].tolist() == [0, 0]
+  # The builder's stored row index gives the same windows as decoding every example.
+  assert pipeline._index_from_metadata(src) is not None
+  fast = pipeline.WindowIndex.from_source(src, window_epochs=3, stride_epochs=2)
+  slow = pipeline.WindowIndex.from_source(src, window_epochs=3, stride_epochs=2,
+                                          use_metadata=False)
+  np.testing.assert_array_equal(fast.rows, slow.rows)
+  assert fast.record_ids.tolist() == slow.record_ids.tolist()
+  assert fast.subject_ids.tolist() == slow.subject_ids.tolist()
+  sliced = builder.as_data_source(split="train[:5]")
+  assert pipeline._index_from_metadata(sliced) is None  # falls back to the scan
+  assert len(pipeline.WindowIndex.from_source(sliced, window_epochs=5)) == 1
   with pytest.raises(ValueError, match="not registered"):
     pipeline.prepare("no_such_psg_dataset", str(tmp_path))
