@@ -33,6 +33,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import downstream
 from sleepjax.data import errors
+from tfds_builders import _common
 
 SFREQ = 173.61  # Hz (Andrzejak et al. 2001).
 N_TIMES = 4097  # Samples per segment (23.6 s).
@@ -131,7 +132,7 @@ def find_segments(root: pathlib.Path) -> dict[str, pathlib.Path]:
   return dict(sorted(found.items()))
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(_common.ArrayRecordBuilder):
   """Bonn EEG: one example per 23.6-s single-channel segment."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -147,10 +148,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   - or their extracted files (Z001.txt ... S100.txt, any sub-folders),
   - or an archive bonn_eeg_ZONFS.tar.xz holding bonn_eeg/setA..setE/.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # array_record by default: the project reads datasets with tfds.data_source, without TensorFlow.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
@@ -170,6 +167,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         homepage="https://www.ukbonn.de/epileptologie/arbeitsgruppen/ag-lehnertz-neurophysik/downloads/",
         citation=_CITATION,
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -193,17 +191,19 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for rid in segments:
       splits.setdefault(downstream.fold_to_split(folds[rid], n_folds), []).append(rid)
     return {
-        split: self._generate_examples({rid: segments[rid] for rid in rids}, folds)
+        split: self._generate_examples(split, {rid: segments[rid] for rid in rids}, folds)
         for split, rids in sorted(splits.items())
     }
 
-  def _generate_examples(self, segments: dict[str, pathlib.Path], folds: dict[str, int]):
+  def _generate_examples(self, split: str, segments: dict[str, pathlib.Path], folds: dict[str, int]):
     task = self.builder_config.task
+    failures = []
     for rid, path in segments.items():
       try:
         x = read_segment(path)
       except errors.RecordingError as e:
         logging.warning("bonn_eeg: skipping %s", e)
+        failures.append(str(e))
         continue
       set_letter = rid[0]
       label = int(set_letter == "S") if task == "seizure" else SETS.index(set_letter)
@@ -218,3 +218,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           "record_id": rid,
           "fold": np.int32(folds[rid]),
       }
+    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
+        len(segments), failures, len(segments) - len(failures))

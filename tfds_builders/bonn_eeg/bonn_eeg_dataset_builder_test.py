@@ -79,6 +79,19 @@ def test_bad_segment_raises_naming_the_file(tmp_path):
     bonn.read_segment(junk)
 
 
+def test_bad_file_is_skipped_and_reported(tmp_path):
+  import shutil
+
+  manual = tmp_path / "manual"
+  shutil.copytree(DUMMY, manual)
+  (manual / "setA" / "Z004.txt").write_text("1\r\n2\r\n")  # A truncated fourth Z segment.
+  builder = _build(tmp_path, "five_class", manual_dir=manual)
+  reports = builder.info.metadata["build_report"]
+  failed = [f for r in reports.values() for f in r["failures"]]
+  assert len(failed) == 1 and "Z004.txt" in failed[0] and "expected 4097 samples" in failed[0]
+  assert sum(r["n_examples"] for r in reports.values()) == sum(v.num_examples for v in builder.info.splits.values()) == 15
+
+
 def test_empty_manual_dir_raises(tmp_path):
   empty = tmp_path / "manual"
   empty.mkdir()

@@ -31,6 +31,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import downstream
 from sleepjax.data import errors
+from tfds_builders import _common
 
 SFREQ = 300.0  # Hz.
 LABELS = ("normal", "af", "other", "noisy")
@@ -136,7 +137,7 @@ def read_ecg(base: pathlib.Path) -> tuple[np.ndarray, str]:
   return ecg, record.sig_name[0]
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(_common.ArrayRecordBuilder):
   """CinC 2017: one example per single-lead ECG record, first 30 s, four rhythm classes."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -149,10 +150,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   or training2017.zip, or a tar archive of the folder. A REFERENCE.csv found directly in
   manual_dir takes precedence over the one inside the folder/archive.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # array_record by default: the project reads datasets with tfds.data_source, without TensorFlow.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     n_times = int(round(self.builder_config.crop_s * SFREQ))
@@ -172,14 +169,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         homepage="https://physionet.org/content/challenge-2017/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     config = self.builder_config
-    try:
-      manual = pathlib.Path(dl_manager.manual_dir)
-    except AssertionError:  # No manual_dir given (or empty): download from PhysioNet.
-      manual = None
+    manual = _common.manual_dir_or_none(dl_manager)  # None: download from PhysioNet.
     roots = []
     if manual is not None:
       roots.append(manual)
@@ -213,20 +208,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for r in records:
       by_split.setdefault(downstream.fold_to_split(folds[r], config.n_folds), []).append(r)
     return {
-        split: self._generate_examples({r: (index[r], labels[r], folds[r]) for r in rs})
+        split: self._generate_examples(split, {r: (index[r], labels[r], folds[r]) for r in rs})
         for split, rs in sorted(by_split.items())
     }
 
-  def _generate_examples(self, records: dict[str, tuple[pathlib.Path, int, int]]):
+  def _generate_examples(self, split: str, records: dict[str, tuple[pathlib.Path, int, int]]):
     n_times = int(round(self.builder_config.crop_s * SFREQ))
     positions = downstream.ecg_positions(1)
+    failures, n_cropped, n_padded = [], 0, 0
     for record, (base, label, fold) in records.items():
       try:
         ecg, lead = read_ecg(base)
       except errors.RecordingError as e:
         logging.warning("cinc2017: skipping %s", e)
+        failures.append(str(e))
         continue
       x, length = downstream.crop_or_pad(ecg, n_times)
+      n_cropped += ecg.shape[1] > n_times
+      n_padded += ecg.shape[1] < n_times
       yield record, {
           "signals": {"ecg": x},
           "channel_names": {"ecg": np.array([lead], dtype=object)},
@@ -238,3 +237,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           "duration_s": np.float32(ecg.shape[1] / SFREQ),
           "fold": np.int32(fold),
       }
+    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
+        len(records), failures, len(records) - len(failures), n_cropped=n_cropped, n_zero_padded=n_padded)

@@ -61,6 +61,13 @@ def test_labels_units_crop_and_padding(built):
     np.testing.assert_array_equal(x[:, ex["length"]:], 0.0)
 
 
+def test_build_report(built):
+  reports = built.info.metadata["build_report"]
+  assert sum(r["n_cropped"] for r in reports.values()) == 1  # A00003 (35 s).
+  assert sum(r["n_zero_padded"] for r in reports.values()) == 11
+  assert all(r["n_failed"] == 0 for r in reports.values())
+
+
 def test_max_records(tmp_path):
   builder = _build(tmp_path, max_records=4, n_folds=2)
   assert sum(v.num_examples for v in builder.info.splits.values()) == 4

@@ -34,6 +34,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import downstream
 from sleepjax.data import edf
 from sleepjax.data import errors
+from tfds_builders import _common
 
 SFREQ = 160.0  # Hz.
 N_CHANS = 64
@@ -177,7 +178,7 @@ def motor_imagery_windows(eeg: np.ndarray, events: list[tuple[float, str]], n_wi
     rank += 1
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(_common.ArrayRecordBuilder):
   """eegmmidb: 4-s 64-channel EEG windows, motor imagery or eyes open/closed."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -194,10 +195,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   in manual_dir any of: the PhysioNet tree (S001/S001R04.edf, ...), loose S0NNR0M.edf files, or
   tar archives of them (e.g. eegmmidb_mi_S001-S012.tar.xz). Only the runs of the config are read.
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # array_record by default: the project reads datasets with tfds.data_source, without TensorFlow.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     n_win = int(round(self.builder_config.window_s * SFREQ))
@@ -217,6 +214,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         homepage="https://physionet.org/content/eegmmidb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -225,10 +223,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       raise ValueError(f"unknown eegmmidb task {config.task!r}; expected one of {sorted(TASKS)}")
     runs = TASKS[config.task]["runs"]
     wanted = set(config.subjects) if config.subjects is not None else None
-    try:
-      manual = pathlib.Path(dl_manager.manual_dir)
-    except AssertionError:  # No manual_dir given (or empty): download from PhysioNet.
-      manual = None
+    manual = _common.manual_dir_or_none(dl_manager)  # None: download from PhysioNet.
     files: dict[tuple[int, int], pathlib.Path] = {}
     if manual is not None:
       roots = [manual]
@@ -252,25 +247,30 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     by_split: dict[str, dict[tuple[int, int], pathlib.Path]] = {}
     for (s, r), path in sorted(files.items()):
       by_split.setdefault(subject_split(s), {})[(s, r)] = path
-    return {split: self._generate_examples(f) for split, f in sorted(by_split.items())}
+    return {split: self._generate_examples(split, f) for split, f in sorted(by_split.items())}
 
-  def _generate_examples(self, files: dict[tuple[int, int], pathlib.Path]):
+  def _generate_examples(self, split: str, files: dict[tuple[int, int], pathlib.Path]):
     config = self.builder_config
     n_win = int(round(config.window_s * SFREQ))
     positions = downstream.electrode_positions(CHANNELS)
     names = np.array(CHANNELS, dtype=object)
+    failures, n_examples, n_past_end = [], 0, 0
     for (subject, run), path in files.items():
       record_id = f"S{subject:03d}R{run:02d}"
       try:
         eeg, events, _ = read_run(path)
+        if config.task == "motor_imagery":
+          # Materialised inside the try: a bad annotation must not leave a run half-written.
+          windows = list(motor_imagery_windows(eeg, events, n_win, path))
+          n_past_end += len(events) - len(windows)
+        else:
+          windows = [(i, i * config.window_s, EYES_RUN_LABEL[run], eeg[:, i * n_win:(i + 1) * n_win])
+                     for i in range(eeg.shape[1] // n_win)]
       except errors.RecordingError as e:
         logging.warning("eegmmidb: skipping %s", e)
+        failures.append(str(e))
         continue
-      if config.task == "motor_imagery":
-        windows = motor_imagery_windows(eeg, events, n_win, path)
-      else:
-        windows = ((i, i * config.window_s, EYES_RUN_LABEL[run], eeg[:, i * n_win:(i + 1) * n_win])
-                   for i in range(eeg.shape[1] // n_win))
+      n_examples += len(windows)
       for index, onset_s, label, x in windows:
         yield f"{record_id}_{index:03d}", {
             "signals": {"eeg": np.ascontiguousarray(x, dtype=np.float32)},
@@ -283,3 +283,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "window_index": np.int32(index),
             "onset_s": np.float32(onset_s),
         }
+    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
+        len(files), failures, n_examples, n_windows_past_end=n_past_end)

@@ -47,6 +47,9 @@ def test_motor_imagery_splits_keys_labels(motor_imagery):
   got = [(ex["record_id"].decode(), ex["window_index"], ex["label"], float(ex["onset_s"])) for ex in ds]
   assert got == [("S005R08", 0, 0, 0.0), ("S005R08", 1, 2, pytest.approx(4.2))]
   assert {ex["subject_id"] for ex in motor_imagery.as_data_source(split="test")} == {b"S006"}
+  report = motor_imagery.info.metadata["build_report"]
+  assert report["validation"] == {"n_recordings": 1, "n_failed": 0, "failures": [], "n_examples": 2,
+                                  "n_windows_past_end": 1}
 
 
 def test_motor_imagery_signals_channels_positions(motor_imagery):

@@ -36,6 +36,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import downstream
 from sleepjax.data import errors
+from tfds_builders import _common
 
 SFREQ = 360.0  # Hz.
 N_LEADS = 2
@@ -170,7 +171,7 @@ def find_records(root: pathlib.Path) -> dict[str, pathlib.Path]:
   return found
 
 
-class Builder(tfds.core.GeneratorBasedBuilder):
+class Builder(_common.ArrayRecordBuilder):
   """MIT-BIH Arrhythmia: one example per beat, AAMI classes, inter-patient DS1/DS2 splits."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -186,10 +187,6 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   (https://physionet.org/files/mitdb/1.0.0/NNN.{hea,dat,atr}). To build from local files put in
   manual_dir the PhysioNet files (any sub-folder) or a tar archive of them (e.g. mitdb_48records.tar.xz).
   """
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # array_record by default: the project reads datasets with tfds.data_source, without TensorFlow.
-    super().__init__(file_format=file_format or "array_record", **kwargs)
 
   def _info(self) -> tfds.core.DatasetInfo:
     n_win = self.builder_config.pre + self.builder_config.post
@@ -212,6 +209,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         homepage="https://physionet.org/content/mitdb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
+        metadata=tfds.core.MetadataDict(),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -220,10 +218,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     unknown = set(config.records or ()) - set(RECORDS)
     if unknown:
       raise ValueError(f"unknown MIT-BIH records {sorted(unknown)}")
-    try:
-      manual = pathlib.Path(dl_manager.manual_dir)
-    except AssertionError:  # No manual_dir given (or empty): download from PhysioNet.
-      manual = None
+    manual = _common.manual_dir_or_none(dl_manager)  # None: download from PhysioNet.
     if manual is not None:
       found = find_records(manual)
       for archive in sorted(manual.iterdir()):
@@ -250,18 +245,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for r in wanted:
       if r in found:
         by_split.setdefault(record_split(r), {})[r] = found[r]
-    return {split: self._generate_examples(records) for split, records in sorted(by_split.items())}
+    return {split: self._generate_examples(split, records) for split, records in sorted(by_split.items())}
 
-  def _generate_examples(self, records: dict[str, pathlib.Path]):
+  def _generate_examples(self, split: str, records: dict[str, pathlib.Path]):
     config = self.builder_config
+    failures, n_examples, n_padded = [], 0, 0
     for record, base in records.items():
       try:
         ecg, leads, ann_samples, ann_symbols = read_record(base)
       except errors.RecordingError as e:
         logging.warning("mitdb: skipping %s", e)
+        failures.append(str(e))
         continue
       samples, labels, symbols = downstream.aami_beats(ann_symbols, ann_samples)
       windows, n_valid = downstream.beat_windows(ecg, samples, config.pre, config.post)
+      n_examples += len(samples)
+      n_padded += int((n_valid < config.pre + config.post).sum())
       rr_prev, rr_next = downstream.rr_intervals_s(samples, SFREQ)
       names = np.array(leads, dtype=object)
       positions = downstream.ecg_positions(N_LEADS)
@@ -280,3 +279,5 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             "rr_next_s": rr_next[k],
             "n_valid": n_valid[k],
         }
+    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
+        len(records), failures, n_examples, n_zero_padded_beats=n_padded)

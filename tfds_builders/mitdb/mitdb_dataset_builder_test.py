@@ -67,6 +67,8 @@ def test_edge_beats_are_zero_padded(beat):
   np.testing.assert_array_equal(first["signals"]["ecg"][:, :80], 0.0)
   assert last["r_peak"] == 3580 and last["n_valid"] == 90 + 20
   np.testing.assert_array_equal(last["signals"]["ecg"][:, 110:], 0.0)
+  report = beat.info.metadata["build_report"]["test"]
+  assert report["n_examples"] == 9 and report["n_zero_padded_beats"] == 2 and report["n_failed"] == 0
 
 
 def test_record_subset_and_context_config(tmp_path):
