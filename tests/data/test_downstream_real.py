@@ -1,10 +1,11 @@
 """Real-bytes tests of the four downstream TFDS builders on /work/shared/data (../shared/data).
 
 Each archive is unpacked (only the members a test needs) into a session-scoped tmp dir, and a
-subset is built with the real builder code: eegmmidb run R12 of S001/S005/S006 (one subject per split) + the S001 baselines,
-Bonn all 500 segments, MIT-BIH records 124/232 (+ the AAMI counts of all 48 records from
-their annotations), CinC 2017 the first 200 complete records of the archive (+ label counts). Skipped with a clear reason when the shared
-data are absent (the `shared_data` fixture of the root conftest.py).
+subset is built with the real builder code: eegmmidb run R12 of S001/S005/S006 (one subject per
+split) + the S001 baselines; Bonn all 500 segments; MIT-BIH records 124/232 (+ the AAMI counts
+of all 48 records from their annotations); CinC 2017 the first 200 complete records of the
+archive (+ label counts). Skipped with a clear reason when the shared data are absent (the
+`shared_data` fixture of the root conftest.py).
 """
 
 import csv
@@ -287,7 +288,8 @@ def test_cinc2017_build_subset_real(shared_data, cinc_dir, tmp_path):
   rec = wfdb.rdrecord(str(cinc_dir / "training2017" / record))
   ex = examples[record]
   assert ex["duration_s"] == pytest.approx(rec.sig_len / 300) and ex["length"] == min(rec.sig_len, 9000)
-  np.testing.assert_allclose(ex["signals"]["ecg"][0, :ex["length"]], 1000 * rec.p_signal[:9000, 0], rtol=1e-5, atol=1e-2)
+  np.testing.assert_allclose(ex["signals"]["ecg"][0, :ex["length"]], 1000 * rec.p_signal[:9000, 0],
+                             rtol=1e-5, atol=1e-2)
   short = [ex for ex in examples.values() if ex["length"] < 9000]
   assert short and all(np.all(ex["signals"]["ecg"][:, ex["length"]:] == 0) for ex in short)
   amplitude = np.median([np.percentile(ex["signals"]["ecg"][0, :ex["length"]], 99)

@@ -87,7 +87,11 @@ class BonnEegConfig(tfds.core.BuilderConfig):
 
 
 def label_names(task: str) -> tuple[str, ...]:
-  """Class names of a task (ClassLabel order)."""
+  """Class names of a task, in ClassLabel order.
+
+  Raises:
+    ValueError: for a task other than "seizure" or "five_class".
+  """
   if task == "seizure":
     return ("non_seizure", "seizure")
   if task == "five_class":

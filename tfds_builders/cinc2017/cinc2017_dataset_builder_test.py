@@ -46,7 +46,8 @@ def test_splits_are_stratified(built):
 
 
 def test_labels_units_crop_and_padding(built):
-  examples = {ex["record_id"].decode(): ex for s in ("train", "validation", "test") for ex in built.as_data_source(split=s)}
+  examples = {ex["record_id"].decode(): ex
+              for s in ("train", "validation", "test") for ex in built.as_data_source(split=s)}
   for i in range(1, 13):
     ex = examples[f"A{i:05d}"]
     assert ex["label"] == (i - 1) % 4 and ex["subject_id"] == ex["record_id"]

@@ -18,8 +18,8 @@ DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
 
 
 def _build(tmp_path, config_name, manual_dir=DUMMY, **kwargs):
-  builder = mmi.Builder(config=config_name if not kwargs else mmi.EegmmidbConfig(name=config_name + "_custom", **kwargs),
-                        data_dir=tmp_path / "data")
+  config = mmi.EegmmidbConfig(name=config_name + "_custom", **kwargs) if kwargs else config_name
+  builder = mmi.Builder(config=config, data_dir=tmp_path / "data")
   builder.download_and_prepare(download_dir=tmp_path / "dl",
                                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   return builder
