@@ -8,8 +8,9 @@ Reads the original bytes: `SC4ssNE0-PSG.edf` + `SC4ssN?-Hypnogram.edf` (sleep-ca
 dropped). A PSG is paired with the hypnogram whose name has the same first 7 characters (the
 8th, the scorer's letter, varies).
 
-Sources, in order: `manual_dir` when it holds PSG files (names as on PhysioNet, any folder
-depth), else the PhysioNet download (all 197 nights, ~8 GB; every file's SHA-256 is checked
+Sources: `manual_dir` when the user gives a non-empty one (files named as on PhysioNet, any folder
+depth; no night of the config's study there is an error, not a silent download), else the PhysioNet
+download (all 197 nights, ~8 GB; every file's SHA-256 is checked
 against PhysioNet's SHA256SUMS, kept in checksums.tsv).
 
 Preprocessing (sleepjax.data.recording, the same for every dataset): channels of the config's
@@ -176,8 +177,15 @@ downloaded from https://physionet.org/files/sleep-edfx/1.0.0/ .
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):
     cfg = self.builder_config
     manual = _common.manual_dir_or_none(dl_manager)
-    records = manual_records(manual, cfg.study) if manual is not None else []
-    if not records:
+    if manual is not None:
+      records = manual_records(manual, cfg.study)
+      if not records:
+        # Given files but none of this study: downloading 8 GB instead would surprise.
+        raise errors.RecordingError(
+            manual, f"manual_dir has no {cfg.study} nights named as on PhysioNet "
+                    f"({cfg.study}*-PSG.edf + its *-Hypnogram.edf); give a folder with them, or "
+                    f"no manual_dir to download from {_URL_ROOT}")
+    else:
       records = self._download_records(dl_manager)
     load = _common.edf_night_loader(cfg.montage, sfreq=cfg.sfreq,
                                     lowpass_at_nyquist=cfg.lowpass_at_nyquist, zscore=cfg.zscore,

@@ -172,3 +172,14 @@ def test_checksums_list_every_physionet_file():
   assert len(sha) == 64
   psgs = [n for n in sums if n.endswith("-PSG.edf")]
   assert len(psgs) == 197 and all(sleep_edf._NAME.match(n) for n in sums)
+
+
+def test_manual_dir_without_the_study_is_an_error(tmp_path):
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for name in ("SC4001E0-PSG.edf", "SC4001EC-Hypnogram.edf"):
+    (manual / name).write_bytes((DUMMY / name).read_bytes())
+  builder = sleep_edf.Builder(config="telemetry", data_dir=tmp_path / "data")
+  with pytest.raises(errors.RecordingError, match="manual_dir has no ST nights"):
+    builder.download_and_prepare(
+        download_dir=tmp_path / "dl", download_config=tfds.download.DownloadConfig(manual_dir=manual))
