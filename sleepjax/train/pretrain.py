@@ -116,15 +116,24 @@ def init_state(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -
 
 def model_from(static: Static, params, batch_stats) -> multimodal.MultiModalEncoder:
   """Merges the graph definition with params and batch statistics into a module."""
-  return nnx.merge(static.graphdef, params, batch_stats, static.rng_state)
+  # Fresh Variable objects at the current trace level: NNX forbids mutating (reseeding, updating
+  # BatchNorm statistics) Variables created at another trace level, e.g. outside jax.grad.
+  fresh = lambda tree: jax.tree.map(lambda x: x, tree)
+  return nnx.merge(static.graphdef, fresh(params), fresh(batch_stats), fresh(static.rng_state))
 
 
 def clamp_log_scale(params):
   """Keeps the contrastive logit-scale exponent t >= 0 after every update (SPEC 2, losses)."""
   def clamp(path, x):
-    name = getattr(path[-1], "key", getattr(path[-1], "name", None)) if path else None
-    return losses.clamp_log_scale(x) if name == "log_scale" else x
+    # The Param sits at ("log_scale", .value) in an nnx.State, ("log_scale",) in a pure dict.
+    keys = [getattr(k, "key", None) for k in path]
+    return losses.clamp_log_scale(x) if keys[:1] == ["log_scale"] else x
   return jax.tree_util.tree_map_with_path(clamp, params)
+
+
+def clamp_log_scale_only(params):
+  """The log-scale parameter t alone (a one-leaf pytree), for logging."""
+  return params["log_scale"]
 
 
 def contrastive_loss(loss_name: str, outputs, log_scale):
@@ -166,7 +175,10 @@ def train_step(static: Static, state: dict[str, Any], batch: Batch):
   params = clamp_log_scale(optax.apply_updates(state["params"], updates))
   new_state = {"step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
                "opt_state": opt_state, "rng": state["rng"]}
-  metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **aux}
+  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+             "log_scale": jax.tree_util.tree_leaves(clamp_log_scale_only(params))[0],
+             **{f"loss/{m}": v for m, v in aux["loss"].items()},
+             **{f"retrieval_top1/{m}": v for m, v in aux["accuracy"].items()}}
   return new_state, metrics
 
 
@@ -335,6 +347,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None)
 # ----------------------------------------------------------------------------------------------
 
 
+@nnx.jit
+def _eval_forward(model, signals, mask, positions):
+  # Module-level so that the compiled function is cached across calls (pretrained and random init
+  # share one graph definition).
+  return model(signals, mask, positions, train=False)
+
+
 def embed_epochs(static: Static, params, batch_stats, source, config, *, max_windows: int | None = None):
   """Per-30-s-epoch embeddings of every window of `source`, frozen encoder in eval mode.
 
@@ -346,19 +365,13 @@ def embed_epochs(static: Static, params, batch_stats, source, config, *, max_win
     "pooled" {modality: (W, E)} window embeddings for retrieval.
   """
   model = model_from(static, params, batch_stats)
-  model.eval()
-
-  @nnx.jit
-  def forward(model, signals, mask, positions):
-    return model(signals, mask, positions, train=False)
-
   ds = pipeline.iterate_windows(
       source, window_epochs=config.data.window_epochs, batch_size=config.eval.batch_size,
       channel_caps=channel_caps(config), modalities=modality_groups(config))
   feats, stages, subjects, pooled = [], [], [], {}
   seen = 0
   for batch in ds:
-    outputs = forward(model, batch["signals"], batch["mask"], batch.get("positions"))
+    outputs = _eval_forward(model, batch["signals"], batch["mask"], batch.get("positions"))
     per_mod = []
     for m in sorted(outputs):
       tokens, window_emb = (np.asarray(x) for x in outputs[m])

@@ -1,0 +1,47 @@
+"""In-memory stand-ins for prepared TFDS splits (docs/architecture.md section 2), for trainer tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Dataset modality -> channel count of the fake montage.
+MONTAGE = {"eeg": 3, "eog": 2, "emg": 1, "ecg": 1, "resp": 1}
+
+
+def fake_source(*, n_subjects: int = 3, epochs_per_record: int = 8, samples_per_epoch: int = 128,
+                seed: int = 0) -> list[dict]:
+  """A list of epoch examples whose signals depend on the stage (so there is something to learn).
+
+  Each stage has its own dominant frequency, shared by all modalities with modality-specific
+  noise, so the modalities of one window agree with each other (a contrastive signal).
+  """
+  rng = np.random.default_rng(seed)
+  examples = []
+  t = np.arange(samples_per_epoch) / samples_per_epoch
+  for s in range(n_subjects):
+    record = f"FK{s:03d}1E0"
+    for e in range(epochs_per_record):
+      stage = int(rng.integers(0, 5))
+      phase = rng.uniform(0, 2 * np.pi)
+      base = np.sin(2 * np.pi * (2 + 3 * stage) * t + phase)
+      signals, positions, names = {}, {}, {}
+      for m, c in MONTAGE.items():
+        noise = rng.normal(0, 0.3, (c, samples_per_epoch))
+        signals[m] = (base[None] * (1 + np.arange(c)[:, None]) + noise).astype(np.float32)
+        pos = rng.normal(size=(c, 3))
+        pos /= np.linalg.norm(pos, axis=-1, keepdims=True)
+        positions[m] = (pos if m in ("eeg", "eog") else np.full((c, 3), np.nan)).astype(np.float32)
+        names[m] = np.asarray([f"{m}{i}" for i in range(c)], dtype=object)
+      examples.append({"signals": signals, "positions": positions, "channel_names": names,
+                       "stage": stage, "subject_id": f"FK{s:03d}", "record_id": record,
+                       "epoch_index": e})
+  return examples
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(name="fake_source")
+def fake_source_fixture():
+  """The `fake_source` factory (call it with keyword arguments)."""
+  return fake_source

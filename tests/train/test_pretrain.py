@@ -1,0 +1,139 @@
+"""Pretraining trainer: overfit, determinism, resume equivalence, sharding, non-finite stop, CLI."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import pretrain as pretrain_config
+from sleepjax.train import common
+from sleepjax.train import pretrain
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _config(**overrides):
+  c = pretrain_config.get_config("tiny")
+  c.unlock()
+  c.model.overrides = {"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32,
+                       "num_layers": 1, "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": True}
+  c.data.window_epochs = 2
+  # Two encoder modalities keep compile times short; LOO with M=2 is the CLIP loss.
+  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",)}
+  c.batch_size = 8
+  c.steps = 4
+  c.log_every = 2
+  c.checkpoint_every = 2
+  for k, v in overrides.items():
+    node, *path = k.split(".")
+    target = c
+    for p in [node, *path][:-1]:
+      target = target[p]
+    target[[node, *path][-1]] = v
+  return c
+
+
+def _leaves(state):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state["params"]))]
+
+
+def test_overfit_one_batch(fake_source):
+  config = _config(**{"optimizer.name": "adamw", "optimizer.learning_rate": 3e-3})
+  source = fake_source(n_subjects=2, epochs_per_record=8)
+  static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+  from sleepjax.data import pipeline
+  batch = next(iter(pipeline.make_dataset(source, batch_size=8, window_epochs=2, seed=0,
+                                          modalities=pretrain.modality_groups(config))))
+  batch = {k: v for k, v in batch.items() if k != "record_id"}
+  step = jax.jit(lambda s, b: pretrain.train_step(static, s, b))
+  losses = []
+  for _ in range(60):
+    state, metrics = step(state, batch)
+    losses.append(float(metrics["loss"]))
+  # With s = exp(t) near 1 the loss cannot approach 0 in 60 steps (logits lie in [-s, s]); what a
+  # memorised batch shows is a large drop and perfect cross-modal retrieval.
+  assert losses[-1] < 0.6 * losses[0], losses[::10]
+  assert float(metrics["retrieval_top1/bas"]) == 1.0
+  assert float(metrics["retrieval_top1/ecg"]) == 1.0
+
+
+def test_log_scale_kept_nonnegative(fake_source):
+  # A large learning rate on t pushes it negative without the clamp.
+  config = _config(**{"optimizer.learning_rate": 10.0, "optimizer.name": "sgd"})
+  static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+  params = pretrain.clamp_log_scale(jax.tree.map(lambda x: x - 5.0, state["params"]))
+  assert float(params["log_scale"][...]) == 0.0
+
+
+def test_determinism(tmp_path, fake_source):
+  source = fake_source()
+  config = _config()
+  _, s1, _ = pretrain.train(config, str(tmp_path / "a"), train_source=source)
+  _, s2, _ = pretrain.train(config, str(tmp_path / "b"), train_source=source)
+  for a, b in zip(_leaves(s1), _leaves(s2)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_resume_equals_uninterrupted(tmp_path, fake_source):
+  source = fake_source()
+  full = _config(steps=4)
+  _, uninterrupted, _ = pretrain.train(full, str(tmp_path / "full"), train_source=source)
+  half = _config(steps=2)
+  pretrain.train(half, str(tmp_path / "resumed"), train_source=source)
+  _, resumed, _ = pretrain.train(full, str(tmp_path / "resumed"), train_source=source)
+  assert int(resumed["step"]) == 4
+  for a, b in zip(_leaves(uninterrupted), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_sharded_step_matches_single_device(fake_source):
+  assert jax.device_count() == 8, "conftest.py sets 8 simulated CPU devices"
+  config = _config()
+  source = fake_source()
+  from sleepjax.data import pipeline
+  batch = next(iter(pipeline.make_dataset(source, batch_size=8, window_epochs=2, seed=0,
+                                          modalities=pretrain.modality_groups(config))))
+  results = []
+  for n in (1, 8):
+    static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+    mesh = common.make_data_mesh(n)
+    state = jax.device_put(state, common.replicated(mesh))
+    step = pretrain.make_jitted_step(static, mesh, state)
+    new_state, metrics = step(state, common.global_batch(batch, mesh))
+    results.append((float(metrics["loss"]), _leaves(new_state)))
+  assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
+  for a, b in zip(results[0][1], results[1][1]):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, fake_source):
+  source = fake_source()
+  config = _config(steps=2)
+  workdir = tmp_path / "w"
+  pretrain.train(config, str(workdir), train_source=source)
+  for ex in source:  # Poison the data: every later step sees NaN-free but huge inputs -> inf.
+    for m in ex["signals"]:
+      ex["signals"][m] = np.full_like(ex["signals"][m], np.inf)
+  with pytest.raises(common.NonFiniteLossError, match="last good checkpoint \\(step 2\\)"):
+    pretrain.train(_config(steps=4), str(workdir), train_source=source)
+  assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2]
+
+
+@pytest.mark.slow
+def test_cli_tiny(tmp_path):
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  cmd = [sys.executable, "-m", "sleepjax.main", f"--config={REPO / 'configs' / 'pretrain.py'}:tiny",
+         f"--workdir={tmp_path / 'work'}"]
+  out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-4000:]
+  assert "Linear probe on held-out subjects" in out.stdout
+  assert (tmp_path / "work" / "probe.md").exists()
+  assert (tmp_path / "work" / "metrics.jsonl").exists()
+  # A second run resumes instead of restarting.
+  out2 = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+  assert out2.returncode == 0, out2.stderr[-4000:]
+  assert "Resuming from checkpoint at step" in out2.stdout
