@@ -68,6 +68,10 @@ def main(argv=None) -> int:
   parser.add_argument("--nights", type=int, default=8, help="subjects (1 night each)")
   parser.add_argument("--duration_h", type=float, default=7.5, help="sleep period per night, h")
   parser.add_argument("--preset", choices=sorted(_PRESETS), default="sleepfm")
+  parser.add_argument("--wake_before_min", type=float, default=30.0,
+                      help="recorded wake before lights-off, min (Sleep-EDF keeps ~30)")
+  parser.add_argument("--wake_after_min", type=float, default=20.0,
+                      help="recorded wake after the final awakening, min")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--workdir", default=None, help="default: a temporary folder, removed after")
   args = parser.parse_args(argv)
@@ -77,14 +81,14 @@ def main(argv=None) -> int:
   work = pathlib.Path(args.workdir or tempfile.mkdtemp(prefix="sleepjax_build_bench_"))
   config = synthetic_psg.SyntheticPsgConfig(
       name=f"bench_{args.preset}_{args.nights}x{args.duration_h:g}h", n_subjects=args.nights,
-      duration_h=args.duration_h, seed=args.seed, wake_before_min=30.0, wake_after_min=20.0,
-      **_PRESETS[args.preset])
+      duration_h=args.duration_h, seed=args.seed, wake_before_min=args.wake_before_min,
+      wake_after_min=args.wake_after_min, **_PRESETS[args.preset])
 
   # 1. Generation alone, on one night (the builder regenerates it; the cost is per night).
   t0, c0 = time.perf_counter(), _cpu_s()
   synthetic.write_corpus(work / "gen_one", synthetic.SyntheticConfig(
-      n_subjects=1, duration_h=args.duration_h, seed=args.seed, wake_before_min=30.0,
-      wake_after_min=20.0))
+      n_subjects=1, duration_h=args.duration_h, seed=args.seed,
+      wake_before_min=args.wake_before_min, wake_after_min=args.wake_after_min))
   gen_wall, gen_cpu = time.perf_counter() - t0, _cpu_s() - c0
   shutil.rmtree(work / "gen_one")
 
@@ -107,7 +111,8 @@ def main(argv=None) -> int:
   rows = [
       ("machine", f"{platform.machine()}, {os.cpu_count()} CPUs, load avg "
                   f"{os.getloadavg()[0]:.1f} at the end"),
-      ("config", f"{len(psg_files)} nights x {args.duration_h:g} h sleep (+50 min wake), "
+      ("config", f"{len(psg_files)} nights x {args.duration_h:g} h sleep (+{args.wake_before_min:g}"
+                 f"/{args.wake_after_min:g} min wake), "
                  f"preset {args.preset} ({config.sfreq:g} Hz, {', '.join(config.modalities)})"),
       ("hours of PSG prepared", f"{psg_h:.2f} h"),
       ("30-s epochs written (failed nights)", f"{n_kept} ({n_failed})"),
