@@ -5,7 +5,8 @@ One code path turns a recording into TFDS examples, whatever the dataset:
   files (PSG EDF + hypnogram)  --load_fn-->  sleepjax.data.recording.Recording
                                --recording_examples-->  one example per kept 30-s epoch
 
-`generate_examples` runs that path over a split's recordings, logs each recording's
+`PsgBuilder` (one array_record shard per recording; `generate_examples` for a
+GeneratorBasedBuilder) runs that path over a split's recordings, logs each recording's
 `EpochReport`, logs and skips a recording that raises `RecordingError` (a corrupted file, a
 missing channel...), and stores a summary in the builder's `info.metadata["build_report"]`
 (saved by TFDS as metadata.json next to the data), so users see the epochs dropped by reason:
@@ -49,13 +50,48 @@ class ArrayRecordBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True
   """A GeneratorBasedBuilder that writes array_record by default (no TensorFlow needed).
 
   TFDS's default file format, tfrecord, needs TensorFlow to write; array_record is what
-  `tfds.data_source` + grain read.
+  `tfds.data_source` + grain read. Caveat: GeneratorBasedBuilder's writer keeps a whole split
+  in memory and needs TensorFlow past 1 GB per split (see `PsgBuilder`).
   """
 
   def __init__(self, **kwargs):
     if kwargs.get("file_format") is None:
       kwargs["file_format"] = "array_record"
     super().__init__(**kwargs)
+
+
+class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
+  """Base of the PSG builders: one array_record shard per recording, streamed to disk.
+
+  Why not `GeneratorBasedBuilder`: its writer buffers a whole split in memory and, past 1 GB,
+  spills to temporary buckets through `tf.io.gfile` (TensorFlow, which this project does not
+  install) and sorts them back in memory. A full Sleep-EDF split is several GB. TFDS's
+  `ShardBasedBuilder` writes each shard as it is generated, in the given order, so memory stays
+  at one recording and no TensorFlow is needed. Shuffling is off by construction (the pipeline
+  builds windows from contiguous epochs); `disable_shuffling=True` is still declared in the info.
+
+  Subclasses implement `_split_records(dl_manager) -> {split: [RecordFiles]}`,
+  `_load(files) -> Recording` and the `montage` property of their config.
+  array_record is the default file format (tfrecord would need TensorFlow to write).
+  """
+
+  def __init__(self, **kwargs):
+    if kwargs.get("file_format") is None:
+      kwargs["file_format"] = "array_record"
+    super().__init__(**kwargs)
+
+  def _split_records(self, dl_manager) -> dict[str, list[RecordFiles]]:
+    raise NotImplementedError
+
+  def _load(self, files: RecordFiles):
+    raise NotImplementedError
+
+  def _shard_iterators_per_split(self, dl_manager):
+    collector = _ReportCollector(self)
+    montage = self.builder_config.montage
+    return {split: [_RecordingShard(collector, split, files, self._load, montage)
+                    for files in records]
+            for split, records in self._split_records(dl_manager).items()}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,17 +254,81 @@ def _report_entry(report) -> dict[str, Any]:
           "warnings": list(report.warnings)}
 
 
+class _ReportCollector:
+  """Accumulates per-recording reports; keeps builder.info.metadata["build_report"] current."""
+
+  def __init__(self, builder):
+    self._builder = builder
+    self._state: dict[str, dict[str, list]] = {}
+
+  def _split(self, split: str) -> dict[str, list]:
+    return self._state.setdefault(split, {"reports": [], "failures": [], "failed_records": [],
+                                          "record_id": [], "subject_id": [], "epoch_index": []})
+
+  def add(self, split: str, rec) -> None:
+    st = self._split(split)
+    st["reports"].append(rec.report)
+    st["record_id"].append(rec.record_id)
+    st["subject_id"].append(rec.subject_id)
+    st["epoch_index"].append([int(e) for e in rec.epoch_index])
+    self._publish(split)
+
+  def fail(self, split: str, record_id: str, error: errors.RecordingError) -> None:
+    st = self._split(split)
+    st["failures"].append(error)
+    st["failed_records"].append(record_id)
+    self._publish(split)
+
+  def _publish(self, split: str) -> None:
+    from sleepjax.data import report as report_lib
+
+    st = self._state[split]
+    summary = report_lib.merge_reports(st["reports"], st["failures"])
+    summary["recordings"] = {r.record_id: _report_entry(r) for r in st["reports"]}
+    summary["failed_records"] = list(st["failed_records"])
+    summary["index"] = {k: list(st[k]) for k in ("record_id", "subject_id", "epoch_index")}
+    self._builder.info.metadata.setdefault("build_report", {})[split] = summary
+
+
+class _RecordingShard:
+  """The example generator of one shard: one recording's kept epochs, in order.
+
+  A recording that raises RecordingError is logged with its message and reported; its shard is
+  empty (the other recordings are built).
+  """
+
+  def __init__(self, collector: _ReportCollector, split: str, files: RecordFiles,
+               load_fn: Callable[[RecordFiles], Any], montage: Montage):
+    self._collector, self._split, self._files = collector, split, files
+    self._load_fn, self._montage = load_fn, montage
+
+  def __call__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    try:
+      rec = self._load_fn(self._files)
+      examples = recording_examples(rec, self._montage)
+      first = next(examples, None)  # raises MissingChannelError before anything is written
+    except errors.RecordingError as e:
+      _log.warning("skipping recording %s: %s", self._files.record_id, e)
+      self._collector.fail(self._split, self._files.record_id, e)
+      return
+    _log.info("%s", rec.report)
+    self._collector.add(self._split, rec)
+    if first is not None:
+      yield first
+      yield from examples
+
+
 def generate_examples(
-    builder: tfds.core.GeneratorBasedBuilder,
+    builder: tfds.core.DatasetBuilder,
     split: str,
     records: Sequence[RecordFiles],
     load_fn: Callable[[RecordFiles], Any],
     montage: Montage,
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-  """Examples of a split's recordings; corrupted recordings are logged and skipped.
+  """All examples of a split's recordings in one generator (for GeneratorBasedBuilder users).
 
-  After the last recording the split's summary (see the module docstring) is stored in
-  `builder.info.metadata["build_report"][split]`.
+  Same per-recording behaviour and build report as `PsgBuilder` (corrupted recordings logged,
+  reported and skipped); prefer `PsgBuilder` for splits above 1 GB (see its docstring).
 
   Args:
     builder: the builder (its info.metadata receives the report).
@@ -240,32 +340,9 @@ def generate_examples(
   Yields:
     (key, example) pairs, a recording's epochs contiguous and in order.
   """
-  from sleepjax.data import report as report_lib
-
-  reports, failures = [], []
-  index = {"record_id": [], "subject_id": [], "epoch_index": []}
+  collector = _ReportCollector(builder)
   for files in records:
-    try:
-      rec = load_fn(files)
-      examples = list(recording_examples(rec, montage))
-    except errors.RecordingError as e:
-      _log.warning("skipping recording %s: %s", files.record_id, e)
-      failures.append(e)
-      continue
-    _log.info("%s", rec.report)
-    reports.append(rec.report)
-    index["record_id"].append(rec.record_id)
-    index["subject_id"].append(rec.subject_id)
-    index["epoch_index"].append([int(e) for e in rec.epoch_index])
-    yield from examples
-  summary = report_lib.merge_reports(reports, failures)
-  summary["recordings"] = {r.record_id: _report_entry(r) for r in reports}
-  summary["failed_records"] = [f.record_id for f in records
-                               if f.record_id not in summary["recordings"]]
-  summary["index"] = index
-  builder.info.metadata.setdefault("build_report", {})[split] = summary
-  _log.info("split %s: kept %d epochs of %d recordings, %d recording(s) failed", split,
-            summary["n_kept"], summary["n_recordings"], summary["n_failed"])
+    yield from _RecordingShard(collector, split, files, load_fn, montage)()
 
 
 def split_records(

@@ -147,7 +147,7 @@ def find_dreams_folder(manual: pathlib.Path, extract_dir: pathlib.Path) -> pathl
                               ".tar.xz archive in manual_dir")
 
 
-class Builder(_common.ArrayRecordBuilder):
+class Builder(_common.PsgBuilder):
   """DatasetBuilder for the DREAMS Spindles excerpts."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -174,7 +174,7 @@ non-commercial, no derivatives) and pass the extracted `dreams_spindles/` folder
         license="DREAMS databases licence: non-commercial use, no derivatives, attribution",
     )
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+  def _split_records(self, dl_manager) -> dict[str, list[_common.RecordFiles]]:
     raw_manual = getattr(dl_manager, "_manual_dir", None)
     if raw_manual is None or not pathlib.Path(os.fspath(raw_manual)).exists():
       raise errors.RecordingError(raw_manual, "DREAMS needs --manual_dir: "
@@ -193,8 +193,7 @@ non-commercial, no derivatives) and pass the extracted `dreams_spindles/` folder
                                          psg_path=os.fspath(psg), hypnogram_path=os.fspath(hyp)))
     if not records:
       raise errors.RecordingError(folder, f"no excerpt for config {self.builder_config.name}")
-    return {split: self._generate_examples(split, recs)
-            for split, recs in _common.split_records(records).items()}
+    return _common.split_records(records)
 
   def _load(self, files: _common.RecordFiles):
     from sleepjax.data import hypnogram as hypnogram_lib
@@ -219,7 +218,3 @@ non-commercial, no derivatives) and pass the extracted `dreams_spindles/` folder
     return dataclasses.replace(
         rec, channel_names={"eeg": (label,)},
         positions={"eeg": electrode_position(label).reshape(1, 3).astype(np.float32)})
-
-  def _generate_examples(self, split, records):
-    return _common.generate_examples(self, split, records, self._load,
-                                     self.builder_config.montage)

@@ -126,7 +126,7 @@ def manual_records(manual_dir: str | os.PathLike, study: str) -> list[_common.Re
   return _records_from_names(names, study, os.fspath(manual_dir))
 
 
-class Builder(_common.ArrayRecordBuilder):
+class Builder(_common.PsgBuilder):
   """DatasetBuilder for Sleep-EDF Expanded."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -174,7 +174,7 @@ downloaded from https://physionet.org/files/sleep-edfx/1.0.0/ .
     return _records_from_names({n: os.fspath(p) for n, p in paths.items()},
                                self.builder_config.study, _URL_ROOT + folder)
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+  def _split_records(self, dl_manager) -> dict[str, list[_common.RecordFiles]]:
     cfg = self.builder_config
     manual = _common.manual_dir_or_none(dl_manager)
     if manual is not None:
@@ -187,12 +187,11 @@ downloaded from https://physionet.org/files/sleep-edfx/1.0.0/ .
                     f"no manual_dir to download from {_URL_ROOT}")
     else:
       records = self._download_records(dl_manager)
-    load = _common.edf_night_loader(cfg.montage, sfreq=cfg.sfreq,
-                                    lowpass_at_nyquist=cfg.lowpass_at_nyquist, zscore=cfg.zscore,
-                                    trim_wake_min=cfg.trim_wake_min,
-                                    max_mismatch_s=cfg.max_mismatch_s)
-    return {split: self._generate_examples(split, recs, load)
-            for split, recs in _common.split_records(records).items()}
+    return _common.split_records(records)
 
-  def _generate_examples(self, split, records, load):
-    return _common.generate_examples(self, split, records, load, self.builder_config.montage)
+  def _load(self, files: _common.RecordFiles):
+    cfg = self.builder_config
+    return _common.edf_night_loader(
+        cfg.montage, sfreq=cfg.sfreq, lowpass_at_nyquist=cfg.lowpass_at_nyquist,
+        zscore=cfg.zscore, trim_wake_min=cfg.trim_wake_min,
+        max_mismatch_s=cfg.max_mismatch_s)(files)

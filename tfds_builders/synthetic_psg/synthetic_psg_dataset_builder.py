@@ -93,7 +93,7 @@ _SLEEPMG = dict(sfreq=100.0, lowpass_at_nyquist=False, zscore=False,
                 modalities=("eeg", "eog", "emg", "ecg"))
 
 
-class Builder(_common.ArrayRecordBuilder):
+class Builder(_common.PsgBuilder):
   """DatasetBuilder for the synthetic PSG corpus."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -125,7 +125,7 @@ class Builder(_common.ArrayRecordBuilder):
         license="Apache-2.0 (generated data)",
     )
 
-  def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+  def _split_records(self, dl_manager) -> dict[str, list[_common.RecordFiles]]:
     cfg = self.builder_config
     corpus_dir = (pathlib.Path(os.fspath(dl_manager.download_dir)) / "synthetic_psg"
                   / f"{cfg.name}_seed{cfg.seed}")
@@ -135,11 +135,10 @@ class Builder(_common.ArrayRecordBuilder):
     records = [_common.RecordFiles(record_id=i.record_id, subject_id=i.subject_id,
                                    psg_path=os.fspath(i.psg_path),
                                    hypnogram_path=os.fspath(i.hypnogram_path)) for i in infos]
-    load = _common.edf_night_loader(cfg.montage, sfreq=cfg.sfreq,
-                                    lowpass_at_nyquist=cfg.lowpass_at_nyquist, zscore=cfg.zscore,
-                                    trim_wake_min=cfg.trim_wake_min)
-    return {split: self._generate_examples(split, recs, load)
-            for split, recs in _common.split_records(records).items()}
+    return _common.split_records(records)
 
-  def _generate_examples(self, split, records, load):
-    return _common.generate_examples(self, split, records, load, self.builder_config.montage)
+  def _load(self, files: _common.RecordFiles):
+    cfg = self.builder_config
+    return _common.edf_night_loader(
+        cfg.montage, sfreq=cfg.sfreq, lowpass_at_nyquist=cfg.lowpass_at_nyquist,
+        zscore=cfg.zscore, trim_wake_min=cfg.trim_wake_min)(files)
