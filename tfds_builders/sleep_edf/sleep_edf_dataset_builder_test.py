@@ -57,6 +57,10 @@ def test_cassette_split_sizes_and_failed_recording(cassette):
                                  failed=("SC403",))
   got = {k: v.num_examples for k, v in cassette.info.splits.items()}
   assert got == {k: v for k, v in sizes.items() if v}
+  # One shard per night (streamed; the failed night's shard is empty).
+  nights = {"SC400": 1, "SC401": 1, "SC402": 2, "SC403": 1}
+  for name, info in cassette.info.splits.items():
+    assert info.num_shards == sum(n for s, n in nights.items() if split[s] == name)
   report = cassette.info.metadata["build_report"]
   failed_split = split["SC403"]
   assert report[failed_split]["failed_records"] == ["SC4031E0"]
