@@ -74,8 +74,10 @@ def _base() -> ml_collections.ConfigDict:
   c.summary_only = False  # True: build the dataset, print its summary, stop.
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.fit_split = "validation"
-  c.eval.test_split = "test"
+  # SleepFM's probe: a logistic regression fitted on the training subjects' frozen embeddings
+  # (their labels were never used in pretraining) and tested on held-out subjects.
+  c.eval.fit_split = "train"
+  c.eval.test_split = "validation+test"
   c.eval.batch_size = 32
   c.eval.max_fit_windows = None
   return c

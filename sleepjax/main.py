@@ -31,6 +31,9 @@ TASKS = {
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:
+    # Orbax and TFDS log every file operation at INFO; users see the progress bar and tables.
+    logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
   if config.task not in TASKS:
     raise app.UsageError(f"Unknown task {config.task!r}; expected one of {sorted(TASKS)}.")
