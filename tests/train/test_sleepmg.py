@@ -1,0 +1,177 @@
+"""SleepMG trainer: GRL wiring, one step per method, determinism, the tiny CV end to end.
+
+Every test uses the same small layout (EEG 1 + EMG 1 channel, batch 8, 2 training subjects) so
+that the jitted steps compiled by one test are reused by the next (compilation dominates on CPU).
+"""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import sklearn.metrics
+from flax import nnx
+
+from configs import sleepmg as sleepmg_config
+from sleepjax import losses
+from sleepjax.models import sleepmg as sleepmg_model
+from sleepjax.train import sleepmg
+
+CHANNELS = {"eeg": 1, "emg": 1}
+
+
+def _config(*variants):
+  c = sleepmg_config.get_config(",".join(("tiny",) + variants))
+  c.data.modalities = tuple(CHANNELS)
+  c.data.toy.channels = dict(CHANNELS)
+  return c
+
+
+@pytest.fixture(scope="module")
+def data():
+  return sleepmg.make_toy_data(num_subjects=3, epochs_per_subject=20, channels=CHANNELS, seed=0)
+
+
+def _state(method, config, seed=0):
+  spec = sleepmg.method_spec(method, config)
+  model = sleepmg.build_model(config, spec, CHANNELS, 2, seed)
+  return spec, sleepmg.init_step_state(config, spec, model, tuple(CHANNELS), CHANNELS)
+
+
+def _batch(data):
+  return sleepmg._batch(data, np.arange(8), tuple(CHANNELS), batch_size=8,
+                        domain_index={"TOY000": 0, "TOY001": 1})
+
+
+def test_gradient_reversal_wiring_on_the_domain_loss():
+  model = sleepmg_model.SleepMGModel({"eeg": 1}, num_domains=2, rngs=nnx.Rngs(0))
+  model.eval()  # Deterministic forward; the GRL is active in both modes.
+  graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+  x = {"eeg": jax.random.normal(jax.random.key(0), (4, 1, 3000)) * 20.0}
+  subject = jnp.array([0, 1, 0, 1])
+
+  @jax.jit
+  def grad_d(params, ratio):
+    def loss_d(p):
+      out = nnx.merge(graphdef, p, rest, copy=True)(x, grl_ratio=ratio)
+      return losses.cross_entropy(out["logits_d"], subject)
+    return jax.grad(loss_d)(params)
+
+  lam = 0.1
+  g_rev = grad_d(params, jnp.float32(lam))
+  g_plain = grad_d(params, jnp.float32(-1.0))  # ratio -1: backward +g, the ordinary gradient.
+  # G_d descends L_d; the extractor receives -lambda times the ordinary gradient.
+  for leaf in ("kernel", "bias"):
+    np.testing.assert_allclose(g_rev["head_d"][leaf][...], g_plain["head_d"][leaf][...], rtol=1e-6)
+  ext_rev = jax.tree.leaves(g_rev["extractors"])
+  ext_plain = jax.tree.leaves(g_plain["extractors"])
+  assert any(np.abs(np.asarray(a)).max() > 0 for a in ext_plain)
+  for a, b in zip(ext_rev, ext_plain):
+    b = -lam * np.asarray(b)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+  # G_y gets no gradient from L_d.
+  assert float(jnp.abs(g_rev["head_y"]["kernel"][...]).max()) == 0.0
+
+
+@pytest.mark.parametrize("method", sleepmg.METHODS)
+def test_one_train_step_per_method_changes_parameters(method, data):
+  config = _config()
+  spec, (static, params, stats, opt_state) = _state(method, config)
+  before = jax.tree.map(np.array, params)
+  params, stats, opt_state, m = sleepmg.train_step(
+      static, params, stats, opt_state, _batch(data), np.int32(0), jax.random.key(0, impl="rbg"),
+      jnp.float32(0.1), sleepmg.balance_switch(spec))
+  assert np.isfinite(float(m["loss"])) and np.isfinite(float(m["imbalance_y"]))
+  assert m["rho_y"].shape == (2,) and m["s_y"].shape == (2,)
+  np.testing.assert_allclose(float(jnp.sum(m["s_y"])), 1.0, rtol=1e-5)
+  assert np.isfinite(float(m["loss_d"]))
+  if spec.domain_head:
+    assert np.isfinite(float(m["imbalance_d"]))
+  else:
+    assert math.isnan(float(m["imbalance_d"])) and float(m["loss_d"]) == 0.0
+  if spec.ogm_ge:
+    assert np.all(np.asarray(m["ogm_coeff"]) <= 1.0)
+  changed = jax.tree.map(lambda a, b: not np.array_equal(a, np.asarray(b)), before, params)
+  assert all(jax.tree.leaves(changed["head_y"]))
+  assert any(jax.tree.leaves(changed["extractors"]))
+  if spec.domain_head:
+    assert all(jax.tree.leaves(changed["head_d"]))
+
+
+def test_train_step_is_deterministic_and_naivemg_ignores_rho(data):
+  config = _config()
+
+  def run(method):
+    spec, (static, params, stats, opt_state) = _state(method, config)
+    history = []
+    for step in range(2):
+      params, stats, opt_state, _ = sleepmg.train_step(
+          static, params, stats, opt_state, _batch(data), np.int32(step),
+          jax.random.key(3, impl="rbg"), jnp.float32(0.1), sleepmg.balance_switch(spec))
+      history.append(jax.tree.map(np.array, params))
+    return history
+
+  a, b = run("sleepmg"), run("sleepmg")
+  jax.tree.map(np.testing.assert_array_equal, a[-1], b[-1])
+  naive = run("naivemg")
+  # Same init, data and keys: after one step only the head kernels can differ (rho scales their
+  # gradients alone); by the second step the two runs have really diverged there.
+  jax.tree.map(np.testing.assert_array_equal, naive[0]["extractors"], a[0]["extractors"])
+  np.testing.assert_array_equal(naive[0]["head_y"]["bias"], a[0]["head_y"]["bias"])
+  np.testing.assert_array_equal(naive[0]["head_d"]["bias"], a[0]["head_d"]["bias"])
+  assert not np.allclose(naive[1]["head_y"]["kernel"], a[1]["head_y"]["kernel"], rtol=1e-6, atol=0)
+
+
+def test_subject_folds_and_split_are_subject_wise(data):
+  folds = sleepmg.subject_folds(data.subject, 3, seed=0)
+  assert sorted(s for f in folds for s in f) == ["TOY000", "TOY001", "TOY002"]
+  split = sleepmg.split_fold(data, folds[0], val_fraction=0.2, val_by_subject=False, seed=0)
+  test_subj = set(data.subject[split["test"]])
+  assert test_subj == set(folds[0])
+  assert not test_subj & (set(data.subject[split["train"]]) | set(data.subject[split["validation"]]))
+  assert split["validation"].size == round(0.2 * (split["train"].size + split["validation"].size))
+  by_subject = sleepmg.split_fold(data, folds[0], val_fraction=0.5, val_by_subject=True, seed=0)
+  assert len(set(data.subject[by_subject["validation"]])) == 1
+  assert not set(data.subject[by_subject["validation"]]) & set(data.subject[by_subject["train"]])
+  with pytest.raises(ValueError, match="subjects"):
+    sleepmg.subject_folds(data.subject, 4, seed=0)
+
+
+def test_tiny_cross_validation_end_to_end(tmp_path, data):
+  config = _config()
+  config.methods = ("naivemg", "sleepmg")
+  out = sleepmg.train_and_evaluate(config, str(tmp_path), data=data)
+  for name in ("results.md", "results.csv", "results.json", "imbalance.jsonl", "imbalance.png",
+               "confusion_naivemg.png", "confusion_sleepmg.png"):
+    assert (tmp_path / name).stat().st_size > 0, name
+  table = (tmp_path / "results.md").read_text()
+  assert "| toy | NaiveMG |" in table and "| toy | SleepMG |" in table
+  assert len((tmp_path / "results.csv").read_text().strip().splitlines()) == 3
+  rows = [json.loads(line) for line in (tmp_path / "imbalance.jsonl").read_text().splitlines()]
+  # One row per step, fold and method; imbalance degrees logged for both heads.
+  assert len(rows) == 2 * config.num_folds * config.steps
+  assert all(np.isfinite(r["imbalance_y"]) and np.isfinite(r["imbalance_d"]) for r in rows)
+  # Pooled metrics agree with scikit-learn on the pooled predictions.
+  for run in out["runs"]:
+    y, p = np.asarray(run["y_true"]), np.asarray(run["y_pred"])
+    assert y.size == len(data)  # Every epoch is tested exactly once over the folds.
+    m = run["metrics"]
+    assert m["accuracy"] == pytest.approx(sklearn.metrics.accuracy_score(y, p))
+    labels = list(range(5))
+    assert m["macro_f1"] == pytest.approx(sklearn.metrics.f1_score(y, p, labels=labels, average="macro",
+                                                                   zero_division=0))
+    assert m["kappa"] == pytest.approx(sklearn.metrics.cohen_kappa_score(y, p), abs=1e-9)
+    f1 = sklearn.metrics.f1_score(y, p, labels=labels, average=None, zero_division=0)
+    for name, value in zip(("W", "N1", "N2", "N3", "REM"), f1):
+      assert m[f"f1/{name}"] == pytest.approx(value)
+
+
+def test_unknown_method_and_variant():
+  with pytest.raises(ValueError, match="unknown SleepMG method"):
+    sleepmg.method_spec("attnsleep")
+  with pytest.raises(ValueError, match="unknown configs/sleepmg.py variant"):
+    sleepmg_config.get_config("huge")
+  assert sleepmg_config.get_config("naivemg").methods == ("naivemg",)
+  assert sleepmg_config.get_config().task == "sleepmg"
