@@ -1,0 +1,407 @@
+r"""Throughput of one SleepFM-Clinical leave-one-out pretraining step (windows/s).
+
+The step is SleepFM-Clinical's at full size (SPEC 2): 5-min windows at 128 Hz (T = 38400
+samples), channels BAS (EEG+EOG) 10, RESP 7, ECG 2, EMG 4 (every channel real), one shared
+set-transformer encoder with E=128, 6 layers, 8 heads, feed-forward 2048, dropout 0.3 and 5-s
+patches of 640 samples (S = 60 tokens), the LOO contrastive loss, and SGD with momentum 0.9.
+By default it is the trainer's own pure step (`sleepjax.train.pretrain.train_step`), jitted with
+the state donated, exactly as `train()` runs it.
+
+Every (batch size, dtype) runs in a fresh subprocess so that compile time and peak memory are
+not polluted by the previous configuration. Reported per configuration:
+  compile_s     lowering + XLA compilation of the jitted step,
+  step_ms       median wall time of `--steps` steps after `--warmup` warm-up steps,
+  windows/s     batch size / median step time,
+  peak_mem_MiB  peak resident set size of the process on CPU (ru_maxrss; includes Python, JAX
+                and the compiled program), or the device's peak_bytes_in_use on an accelerator.
+
+Reference: the official PyTorch SleepFM-Clinical model runs this LOO step at 3.4 windows/s
+(batch 4) and 3.9 windows/s (batch 8) on this project's 2-core CPU (torch 2.13, 2 threads).
+
+  python benchmarks/pretrain_throughput.py                       # batch 4 and 8, float32, 5 steps
+  python benchmarks/pretrain_throughput.py --batch_sizes=4 --dtype=bfloat16 --steps=10
+  python benchmarks/pretrain_throughput.py --profile             # + where the time goes
+
+`--profile` adds forward+backward timings of the parts of the encoder (tokenizer, channel
+pooling, temporal transformer + pooling) on the same inputs, and `--trace_dir=DIR` writes a
+`jax.profiler` trace of the timed steps for TensorBoard/Perfetto.
+
+Numbers measured on a shared machine are noisy: re-measure on a quiet one with the command above.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+# SleepFM-Clinical channel caps (SPEC 2): BAS = EEG + EOG.
+CHANNELS = {"bas": 10, "resp": 7, "ecg": 2, "emg": 4}
+WINDOW_SAMPLES = 300 * 128  # 5 min at 128 Hz.
+REFERENCE_WINDOWS_PER_S = {4: 3.4, 8: 3.9}  # PyTorch SleepFM-Clinical, same CPU, 2 threads.
+
+
+def _parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--batch_sizes", default="4,8", help="comma-separated batch sizes (windows per step)")
+  p.add_argument("--dtype", default="float32", help="computation dtype(s), comma-separated: float32,bfloat16")
+  p.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported; >= 5 advised)")
+  p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
+  p.add_argument("--impl", choices=("auto", "trainer", "local"), default="auto",
+                 help="trainer: sleepjax.train.pretrain.train_step; local: this file's equivalent "
+                      "step; auto: trainer if importable")
+  p.add_argument("--channel_encoding", action="store_true",
+                 help="add the electrode channel encoding (transfer paper); SleepFM-Clinical has none")
+  p.add_argument("--profile", action="store_true", help="also time the encoder's parts (fwd+bwd)")
+  p.add_argument("--trace_dir", default=None, help="write a jax.profiler trace of the timed steps here")
+  p.add_argument("--output_json", default=None, help="also write the rows as JSON here")
+  p.add_argument("--_child", default=None, help=argparse.SUPPRESS)  # "batch,dtype": run one config.
+  return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------------
+# One configuration (runs in a subprocess).
+# ----------------------------------------------------------------------------------------------
+
+
+def _encoder_config(dtype_name: str, channel_encoding: bool):
+  import jax.numpy as jnp
+  from sleepjax.models import encoder as encoder_lib
+
+  cfg = encoder_lib.sleepfm_clinical()
+  dtype = {"float32": None, "bfloat16": jnp.bfloat16}[dtype_name]
+  return dataclasses.replace(cfg, dtype=dtype, channel_encoding=channel_encoding)
+
+
+def _make_batch(batch_size: int, seed: int = 0):
+  import numpy as np
+
+  rng = np.random.default_rng(seed)
+  signals = {m: rng.standard_normal((batch_size, c, WINDOW_SAMPLES), dtype=np.float32) for m, c in CHANNELS.items()}
+  mask = {m: np.ones((batch_size, c), bool) for m, c in CHANNELS.items()}
+  # Positions on the unit sphere (only used with --channel_encoding).
+  pos = {m: rng.standard_normal((batch_size, c, 3)).astype(np.float32) for m, c in CHANNELS.items()}
+  pos = {m: p / np.linalg.norm(p, axis=-1, keepdims=True) for m, p in pos.items()}
+  return {"signals": signals, "mask": mask, "positions": pos}
+
+
+def _build_model(cfg, modalities):
+  """The trainer's MultiModalEncoder when available, else an equivalent shared-encoder wrapper."""
+  from flax import nnx
+  import jax.numpy as jnp
+
+  try:
+    from sleepjax.models import multimodal
+    return multimodal.MultiModalEncoder(modalities, cfg, shared=True,
+                                        rngs=nnx.Rngs(params=0, dropout=1)), "MultiModalEncoder"
+  except ImportError:
+    from sleepjax.models import encoder as encoder_lib
+
+    class SharedEncoder(nnx.Module):
+      """One SetTransformerEncoder applied to every modality + the LOO logit-scale exponent t."""
+
+      def __init__(self):
+        self.encoder = encoder_lib.SetTransformerEncoder(cfg, rngs=nnx.Rngs(params=0, dropout=1))
+        self.log_scale = nnx.Param(jnp.zeros((), jnp.float32))
+
+      def __call__(self, signals, mask, positions=None, *, train):
+        return {m: self.encoder(signals[m], mask[m], None if positions is None else positions[m], train=train)
+                for m in signals}
+
+    return SharedEncoder(), "SetTransformerEncoder (local wrapper; sleepjax.models.multimodal missing)"
+
+
+def _local_step(graphdef, rng_state, tx):
+  """The trainer's step written out: LOO loss on pooled embeddings, SGD momentum, t clamped >= 0."""
+  from flax import nnx
+  import jax
+  import optax
+  from sleepjax import losses
+
+  def step(state, batch):
+    key = jax.random.fold_in(state["rng"], state["step"])
+
+    def loss_fn(params):
+      # copy=True: fresh Variables at this trace level, so that BatchNorm statistics and the
+      # dropout RNG can be updated inside grad/jit (flax 0.12 raises TraceContextError otherwise).
+      model = nnx.merge(graphdef, params, state["batch_stats"], rng_state, copy=True)
+      nnx.reseed(model, dropout=key)
+      out = model(batch["signals"], batch["mask"], batch.get("positions"), train=True)
+      loss, _ = losses.loo_contrastive_loss({m: o[1] for m, o in out.items()}, model.log_scale[...])
+      return loss, nnx.state(model, nnx.BatchStat)
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
+    params = optax.apply_updates(state["params"], updates)
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: losses.clamp_log_scale(x) if "log_scale" in jax.tree_util.keystr(path) else x, params)
+    return {**state, "step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
+            "opt_state": opt_state}, {"loss": loss}
+
+  return step
+
+
+def _peak_memory_mib() -> tuple[float, str]:
+  import jax
+
+  dev = jax.devices()[0]
+  if dev.platform != "cpu":
+    stats = dev.memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+      return stats["peak_bytes_in_use"] / 2**20, f"{dev.platform} peak_bytes_in_use"
+  # ru_maxrss is in KiB on Linux (bytes on macOS).
+  kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  if sys.platform == "darwin":
+    kib /= 1024
+  return kib / 1024, "process peak RSS"
+
+
+def _cpu_s() -> float:
+  """User + system CPU seconds of this process, all threads."""
+  r = resource.getrusage(resource.RUSAGE_SELF)
+  return r.ru_utime + r.ru_stime
+
+
+def _time(fn, *args, reps: int) -> tuple[float, float]:
+  """Median wall seconds and median CPU seconds of `reps` calls."""
+  import jax
+
+  times, cpus = [], []
+  for _ in range(reps):
+    t0, c0 = time.perf_counter(), _cpu_s()
+    jax.block_until_ready(fn(*args))
+    times.append(time.perf_counter() - t0)
+    cpus.append(_cpu_s() - c0)
+  return statistics.median(times), statistics.median(cpus)
+
+
+def _profile_parts(model, batch, reps: int) -> list[dict]:
+  """Forward+backward wall time of the encoder's parts on the benchmark's inputs."""
+  from flax import nnx
+  import jax
+  import jax.numpy as jnp
+
+  enc = model.encoder if hasattr(model, "encoder") else getattr(model, "encoders", None)
+  if enc is None or not hasattr(enc, "tokenizer"):
+    # MultiModalEncoder keeps its shared encoder under some attribute; find it.
+    enc = next((v for v in vars(model).values() if hasattr(v, "tokenizer")), None)
+  if enc is None:
+    return [{"part": "(encoder not found: skipped)"}]
+  graphdef, params, rest = nnx.split(enc, nnx.Param, ...)
+  signals = {m: jnp.asarray(x) for m, x in batch["signals"].items()}
+  masks = {m: jnp.asarray(x) for m, x in batch["mask"].items()}
+  b = next(iter(signals.values())).shape[0]
+  e = enc.config.embed_dim
+
+  def tok_loss(p):
+    e_ = nnx.merge(graphdef, p, rest, copy=True)
+    return sum(jnp.mean(e_.tokenizer(signals[m], masks[m], train=True).astype(jnp.float32) ** 2) for m in signals)
+
+  # Token inputs for the transformer parts: shaped as the tokenizer's outputs.
+  toks = {m: jax.random.normal(jax.random.key(0), (b, c, enc.config.num_tokens, e)) for m, c in CHANNELS.items()}
+
+  def chan_loss(p):
+    e_ = nnx.merge(graphdef, p, rest, copy=True)
+    total = 0.0
+    for m, t in toks.items():
+      c, s = t.shape[1], t.shape[2]
+      if c == 1:
+        continue
+      per_step = jnp.swapaxes(t, 1, 2).reshape(b * s, c, e)
+      total = total + jnp.mean(e_.channel_pool(per_step, jnp.ones((b * s, c), bool), train=True) ** 2)
+    return total
+
+  def time_loss(p):
+    e_ = nnx.merge(graphdef, p, rest, copy=True)
+    total = 0.0
+    for m, t in toks.items():
+      h = e_.time_norm(t[:, 0])
+      for layer in e_.layers:
+        h = layer(h, train=True)
+      total = total + jnp.mean(e_.time_pool(h, train=True) ** 2)
+    return total
+
+  def full_loss(p):
+    e_ = nnx.merge(graphdef, p, rest, copy=True)
+    return sum(jnp.mean(e_(signals[m], masks[m], train=True)[1] ** 2) for m in signals)
+
+  rows = []
+  for name, fn in (("tokenizer (6 conv blocks, all modalities)", tok_loss),
+                   ("channel pooling (post-norm layer over C)", chan_loss),
+                   ("temporal transformer (6 layers) + pooling", time_loss),
+                   ("whole encoder (sum of the above + glue)", full_loss)):
+    g = jax.jit(jax.grad(fn))
+    t0 = time.perf_counter()
+    jax.block_until_ready(g(params))
+    compile_s = time.perf_counter() - t0
+    wall, cpu = _time(g, params, reps=reps)
+    rows.append({"part": name, "fwd_bwd_ms": 1e3 * wall, "cpu_ms": 1e3 * cpu, "compile_s": compile_s})
+  return rows
+
+
+def run_one(batch_size: int, dtype_name: str, args) -> dict:
+  """Compiles and times the LOO step for one configuration; returns a row of measurements."""
+  from flax import nnx
+  import jax
+  import jax.numpy as jnp
+  import optax
+
+  cfg = _encoder_config(dtype_name, args.channel_encoding)
+  modalities = tuple(CHANNELS)
+  model, model_name = _build_model(cfg, modalities)
+  graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+  # SleepFM reference optimiser: SGD, momentum 0.9, lr 1e-3.
+  tx = optax.sgd(1e-3, momentum=0.9)
+  state = {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": batch_stats,
+           "opt_state": tx.init(params), "rng": jax.random.PRNGKey(2)}
+
+  batch = jax.tree.map(jnp.asarray, _make_batch(batch_size))
+  if not args.channel_encoding:
+    batch.pop("positions")
+
+  impl, compiled, compile_s = args.impl, None, None
+  if impl in ("auto", "trainer"):
+    try:
+      from sleepjax.train import pretrain
+      static = pretrain.Static(graphdef, rng_state, tx, "loo")
+      jitted = jax.jit(lambda s, b: pretrain.train_step(static, s, b), donate_argnums=(0,))
+      t0 = time.perf_counter()
+      compiled = jitted.lower(state, batch).compile()
+      compile_s = time.perf_counter() - t0
+      impl = "trainer"
+    except Exception as e:  # pylint: disable=broad-except
+      if impl == "trainer":
+        raise
+      print(f"[benchmark] the trainer's step is unusable ({type(e).__name__}: {str(e)[:200]}); "
+            "timing the equivalent local step instead", file=sys.stderr)
+  if compiled is None:
+    jitted = jax.jit(_local_step(graphdef, rng_state, tx), donate_argnums=(0,))
+    t0 = time.perf_counter()
+    compiled = jitted.lower(state, batch).compile()
+    compile_s = time.perf_counter() - t0
+    impl = "local"
+
+  for _ in range(args.warmup):
+    state, metrics = compiled(state, batch)
+  jax.block_until_ready(state)
+  times, cpus = [], []
+  if args.trace_dir:
+    jax.profiler.start_trace(os.path.join(args.trace_dir, f"b{batch_size}_{dtype_name}"))
+  for _ in range(args.steps):
+    t0, c0 = time.perf_counter(), _cpu_s()
+    state, metrics = compiled(state, batch)
+    jax.block_until_ready((state, metrics))
+    times.append(time.perf_counter() - t0)
+    cpus.append(_cpu_s() - c0)
+  if args.trace_dir:
+    jax.profiler.stop_trace()
+  loss = jax.device_get(metrics["loss"])
+  # The loss's aux may carry per-modality losses under "loss"; their mean is the LOO loss.
+  loss = float(sum(loss.values()) / len(loss)) if isinstance(loss, dict) else float(loss)
+  med = statistics.median(times)
+  peak, peak_kind = _peak_memory_mib()
+  row = {
+      "batch": batch_size, "dtype": dtype_name, "impl": impl, "model": model_name,
+      "compile_s": compile_s, "step_ms": 1e3 * med, "step_ms_min": 1e3 * min(times),
+      "step_ms_max": 1e3 * max(times), "windows_per_s": batch_size / med,
+      # CPU seconds per step (all threads) are far less sensitive to other processes than wall
+      # time; on an idle machine with n cores, wall time >= cpu time / n.
+      "cpu_s_per_step": statistics.median(cpus), "cpu_count": os.cpu_count(),
+      "reference_windows_per_s": REFERENCE_WINDOWS_PER_S.get(batch_size),
+      "speedup_vs_reference": (batch_size / med) / REFERENCE_WINDOWS_PER_S[batch_size]
+      if batch_size in REFERENCE_WINDOWS_PER_S else None,
+      "peak_mem_MiB": peak, "peak_mem_kind": peak_kind, "loss": loss, "steps": args.steps,
+      "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
+  }
+  if args.profile:
+    row["profile"] = _profile_parts(nnx.merge(graphdef, state["params"], state["batch_stats"], rng_state),
+                                    _make_batch(batch_size), reps=max(3, args.steps // 2))
+  return row
+
+
+# ----------------------------------------------------------------------------------------------
+# Driver.
+# ----------------------------------------------------------------------------------------------
+
+
+def _fmt(v, f=".2f"):
+  if v is None:
+    return "-"
+  return format(v, f) if isinstance(v, float) else str(v)
+
+
+def main(argv=None) -> int:
+  args = _parse_args(argv)
+  if args._child:
+    b, d = args._child.split(",")
+    print("RESULT " + json.dumps(run_one(int(b), d, args)), flush=True)
+    return 0
+
+  batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
+  dtypes = [d for d in args.dtype.split(",") if d]
+  for d in dtypes:
+    if d not in ("float32", "bfloat16"):
+      raise SystemExit(f"--dtype must be float32 or bfloat16, got {d!r}")
+  if args.steps < 1:
+    raise SystemExit("--steps must be >= 1")
+  rows = []
+  for d in dtypes:
+    for b in batch_sizes:
+      cmd = [sys.executable, os.path.abspath(__file__), f"--_child={b},{d}", f"--steps={args.steps}",
+             f"--warmup={args.warmup}", f"--impl={args.impl}"]
+      cmd += ["--channel_encoding"] * args.channel_encoding + ["--profile"] * args.profile
+      if args.trace_dir:
+        cmd.append(f"--trace_dir={args.trace_dir}")
+      print(f"[benchmark] batch {b}, {d} ...", file=sys.stderr, flush=True)
+      proc = subprocess.run(cmd, capture_output=True, text=True)
+      result = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+      if proc.returncode or not result:
+        sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise SystemExit(f"benchmark child for batch {b}, {d} failed (exit {proc.returncode})")
+      rows.append(json.loads(result[-1][len("RESULT "):]))
+
+  load = os.getloadavg() if hasattr(os, "getloadavg") else None
+  print(f"\nSleepFM-Clinical LOO pretraining step, 5-min windows at 128 Hz (T={WINDOW_SAMPLES}), channels "
+        + ", ".join(f"{m.upper()} {c}" for m, c in CHANNELS.items())
+        + f"; E=128, 6 layers, 8 heads, ff 2048, patch 640; SGD momentum 0.9; channel encoding "
+        f"{'on' if args.channel_encoding else 'off'}")
+  print(f"device {rows[0]['device']}; step impl: {rows[0]['impl']} ({rows[0]['model']}); {os.cpu_count()} CPUs; "
+        f"load average {'/'.join(f'{x:.1f}' for x in load) if load else '?'}; jax "
+        f"{__import__('jax').__version__}; {platform.node()}\n")
+  print("| batch | dtype | windows/s | step ms (median) | min-max ms | CPU s/step | windows/s bound (CPU s) "
+        "| compile s | peak MiB | PyTorch ref windows/s | speed-up |")
+  print("|------:|-------|----------:|-----------------:|-----------:|-----------:|-----------------------:"
+        "|----------:|---------:|----------------------:|---------:|")
+  for r in rows:
+    # Best case on an idle machine: all cores busy for the whole step.
+    bound = r["batch"] * r["cpu_count"] / r["cpu_s_per_step"]
+    print(f"| {r['batch']} | {r['dtype']} | {_fmt(r['windows_per_s'])} | {_fmt(r['step_ms'], '.0f')} | "
+          f"{_fmt(r['step_ms_min'], '.0f')}-{_fmt(r['step_ms_max'], '.0f')} | {_fmt(r['cpu_s_per_step'])} | "
+          f"{_fmt(bound)} | {_fmt(r['compile_s'], '.1f')} | "
+          f"{_fmt(r['peak_mem_MiB'], '.0f')} | {_fmt(r['reference_windows_per_s'], '.1f')} | "
+          f"{_fmt(r['speedup_vs_reference'])}x |")
+  print("\n'windows/s bound (CPU s)' = batch x CPUs / CPU seconds per step: the rate if every core worked on "
+        "this step alone, i.e. an upper bound for a quiet machine; wall-clock windows/s is the measurement.")
+  print(f"\npeak memory: {rows[0]['peak_mem_kind']}; median of {args.steps} steps after {args.warmup} warm-up steps")
+  for r in rows:
+    if "profile" in r:
+      print(f"\nWhere the time goes (batch {r['batch']}, {r['dtype']}; jitted forward+backward per part):")
+      print("| part | fwd+bwd wall ms | fwd+bwd CPU ms | compile s |\n|------|------:|------:|------:|")
+      for p in r["profile"]:
+        print(f"| {p['part']} | {_fmt(p.get('fwd_bwd_ms'), '.0f')} | {_fmt(p.get('cpu_ms'), '.0f')} | "
+              f"{_fmt(p.get('compile_s'), '.1f')} |")
+  if args.output_json:
+    with open(args.output_json, "w") as f:
+      json.dump(rows, f, indent=2)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
