@@ -23,7 +23,7 @@ CHANNELS = {"eeg": 1, "emg": 1}
 
 
 def _config(*variants):
-  c = sleepmg_config.get_config(",".join(("tiny",) + variants))
+  c = sleepmg_config.get_config(",".join(("tiny", "toy") + variants))
   c.data.modalities = tuple(CHANNELS)
   c.data.toy.channels = dict(CHANNELS)
   return c
