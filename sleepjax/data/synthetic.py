@@ -578,9 +578,12 @@ def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
   # 1/f background (the aperiodic component), flattening above 1 Hz less steeply in wake.
   pink = lambda f: _bandpass_gain(0.3, min(40.0, 0.9 * nyq), 2)(f) / np.sqrt(np.maximum(f, 0.5))
   add_background(_per_stage(hyp, {W: 7.0, N1: 7.0, N2: 9.0, N3: 10.0, REM: 6.0}), pink, _topo(1, 1, 1), 1.0)
-  # Delta / slow oscillation: frontal maximum, widely correlated; N3 depth sets it (> 75 uV p-p).
+  # Delta / slow oscillation: widely correlated; N3 depth sets it (> 75 uV p-p frontally).
   delta_amp = _per_stage(hyp, {W: 2.5, N1: 5.0, N2: 13.0, N3: 0.0, REM: 4.0}) + (hyp == N3) * (24.0 + 22.0 * depth)
-  add_background(delta_amp, _band_gain(0.6, 2.0, 0.4), _topo(1.0, 0.85, 0.6), 2.0)
+  # Slow-wave activity spans 0.5-4 Hz with most power below 2 Hz (hence the 1/f weighting)
+  # and is frontal-predominant (Massimini et al. 2004, J Neurosci 24:6862).
+  delta_gain = lambda f: _band_gain(0.5, 3.5, 0.3)(f) / np.maximum(f, 0.5)
+  add_background(delta_amp, delta_gain, _topo(1.0, 0.75, 0.5), 2.0)
   # Theta: N1 and REM, central maximum.
   add_background(_per_stage(hyp, {W: 2.5, N1: 8.0, N2: 5.0, N3: 4.0, REM: 7.0}), _band_gain(4.0, 7.5, 0.7),
                  _topo(0.9, 1.0, 0.7), 1.0)
