@@ -31,9 +31,17 @@ Every method reports the imbalance degree of the classifier: even FeatureNet's f
 concatenation of per-channel blocks, so its G_y has modality blocks too (SleepMG Fig. 4 compares
 methods on the same footing). Methods without a domain head log NaN for the domain imbalance.
 
-The train step is pure and jitted once per (method, fold shape): rho and the imbalance degrees are
-computed inside the step from the current head kernels and the batch's features; the GRL ratio
-lambda is a traced argument; dropout and OGM-GE noise keys are folded with the step number.
+The train step is pure and jitted once per model structure and shape (folds of equal size share it;
+NaiveMG, SleepMG and its G_y-only / G_d-only ablations share it too, the balance being switched by
+a traced argument): rho and the imbalance degrees are computed inside the step from the current
+head kernels and the batch's features; the GRL ratio lambda is a traced argument; dropout and
+OGM-GE noise keys are folded with the step number.
+
+Data: the whole dataset is read into memory (`SleepData`; SleepMG uses single 30-s epochs and its
+datasets hold a few thousand to ~60k of them) from every split of the TFDS dataset, then re-split by
+subject for the cross-validation; batches are gathered on the host with a seeded numpy generator
+(data order only; the step itself uses no host randomness). Single device: the SleepMG model is
+small, and CV folds are the natural unit of parallelism.
 """
 
 from __future__ import annotations
@@ -281,6 +289,15 @@ def block_sizes(channels: Mapping[str, int]) -> tuple[int, ...]:
 
 def build_model(config: ml_collections.ConfigDict, spec: MethodSpec, channels: Mapping[str, int],
                 num_domains: int, seed: int) -> sleepmg_lib.SleepMGModel:
+  """The model of a method: per-modality FeatureNets, or one group of all channels (FeatureNet).
+
+  Args:
+    config: the SleepMG config (model.* fields).
+    spec: the method.
+    channels: ordered {modality: C_u}.
+    num_domains: K_d, training subjects of the fold (ignored without a domain head).
+    seed: parameter-initialisation seed.
+  """
   groups = dict(channels) if spec.per_modality else {ALL_GROUP: sum(channels.values())}
   return sleepmg_lib.SleepMGModel(
       groups, num_domains=num_domains if spec.domain_head else 0,
