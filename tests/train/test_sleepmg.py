@@ -168,6 +168,31 @@ def test_tiny_cross_validation_end_to_end(tmp_path, data):
       assert m[f"f1/{name}"] == pytest.approx(value)
 
 
+def test_load_tfds_data_reads_the_example_contract(monkeypatch, fake_source):
+  # Examples as docs/architecture.md section 2 (strings come back as bytes from TFDS).
+  examples = fake_source(n_subjects=2, epochs_per_record=3, samples_per_epoch=3000)
+  for ex in examples:
+    ex["subject_id"] = ex["subject_id"].encode()
+    ex["record_id"] = ex["record_id"].encode()
+  examples[0]["stage"] = -1  # Unscored epochs are never trained or tested on.
+  from sleepjax.data import pipeline
+  calls = []
+  monkeypatch.setattr(pipeline, "data_source",
+                      lambda name, split, **kw: calls.append(split) or (examples if split == "train" else []))
+  config = sleepmg_config.get_config()
+  config.data.builder_module = None
+  config.data.modalities = ("eeg", "emg")
+  data = sleepmg.load_data(config)
+  assert calls == ["train", "validation", "test"]
+  assert len(data) == 5 and data.channels == {"eeg": 3, "emg": 1}
+  assert list(data.subject) == ["FK000"] * 2 + ["FK001"] * 3
+  np.testing.assert_array_equal(data.stage, [ex["stage"] for ex in examples[1:]])
+  np.testing.assert_array_equal(data.signals["emg"][0], examples[1]["signals"]["emg"])
+  config.data.modalities = ("eeg", "eye")
+  with pytest.raises(ValueError, match="has no 'eye' signals"):
+    sleepmg.load_data(config)
+
+
 def test_unknown_method_and_variant():
   with pytest.raises(ValueError, match="unknown SleepMG method"):
     sleepmg.method_spec("attnsleep")
