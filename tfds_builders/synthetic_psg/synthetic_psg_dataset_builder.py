@@ -12,9 +12,9 @@ test and demonstrate the library, not to make claims about real sleep.
 Configs (SyntheticPsgConfig; generation is deterministic from `seed`):
   default       10 subjects x 1 night, 1 h of sleep + 5 min of wake on each side; 128 Hz,
                 low-pass at Nyquist + per-night z-score (SleepFM-Clinical); all 5 modalities
-                (EEG 6, EOG 2, EMG 1, ECG 1, RESP 3). About a minute to build on 2 idle cores
-                (~40 s of CPU time: the 0.5-h variant took 20 s of CPU, 73 s wall on a
-                machine shared by 7 jobs; see benchmarks/build_throughput.py).
+                (EEG 6, EOG 2, EMG 1, ECG 1, RESP 3). About a minute to build on 2 cores
+                (measured: 33 s of CPU time; 94 s wall on a 2-CPU machine shared with other
+                jobs; benchmarks/build_throughput.py).
   sleepmg       12 subjects x 1 night of 2 h; 100 Hz, EEG 6 / EOG 2 / EMG 1 / ECG 1 (SleepMG).
   tiny          3 subjects x 15 min of sleep; as `default` (tests, CI, notebooks; seconds).
   sleepmg_tiny  3 subjects x 15 min of sleep; as `sleepmg`.
