@@ -1,0 +1,418 @@
+"""SleepFM-Clinical "set transformer" encoder (SPEC section 2 "Encoder").
+
+For one modality's signals x (B, C, T) with a channel mask (B, C):
+
+1. `PatchTokenizer`: each channel is cut into S = T / P patches of P samples; every patch goes
+   through six blocks Conv1d(kernel 5, stride 2, padding 2) -> BatchNorm -> ELU -> LayerNorm over
+   (length, channels) jointly (widths 1->4->8->16->32->64->128), a mean over length and
+   Linear(128, E). Gives (B, C, S, E).
+2. Optional channel positional encoding (`channel_encoding.ChannelPositionalEncoding`), added to
+   every token of a channel.
+3. Channel pooling (`AttentionPooling` over C, per time step): one post-norm transformer encoder
+   layer with a key-padding mask, then a masked mean over channels. Skipped when C == 1. (B, S, E).
+4. Sinusoidal temporal position encoding + LayerNorm, then a pre-norm transformer over the S
+   tokens. Output tokens (B, S, E).
+5. Temporal pooling: the same attention-pooling block over S (no mask). Output (B, E).
+
+Source: SleepFM-Clinical (Thapa et al., Nature Medicine 2025), as described in SPEC section 2; the
+transfer paper's smaller variant (1-s patches, 3 layers; arXiv 2605.02500).
+
+Padded channels (mask False) never influence real outputs: their samples are zeroed, they are
+left out of the BatchNorm batch statistics (so padding invariance holds in training mode too), they
+are never attended to, and they are left out of the channel mean. A recording whose real channel
+count is 1 but that is padded to C > 1 runs the channel-attention layer, while C == 1 skips it
+statically, so the two are not interchangeable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from sleepjax.models.channel_encoding import ChannelPositionalEncoding
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderConfig:
+  """Hyper-parameters of `SetTransformerEncoder`.
+
+  Attributes:
+    patch_size: P, samples per token (640 = 5 s at 128 Hz in SleepFM-Clinical; 128 = 1 s in the
+      transfer paper).
+    embed_dim: E, token width (128).
+    num_layers: pre-norm transformer layers over time (6 in SleepFM-Clinical, 3 in the transfer
+      paper).
+    num_heads: attention heads in every attention layer (8).
+    ff_dim: feed-forward width of every transformer layer (2048, PyTorch's default, in the
+      reference).
+    dropout: dropout rate in the transformer and pooling layers (0.3).
+    tokenizer_widths: output widths of the six conv blocks (4, 8, 16, 32, 64, 128).
+    channel_encoding: add the electrode-position channel encoding (SPEC 2.3) before channel pooling.
+    reference_truncation: reproduce the reference's channel-encoding truncation bug (ablation).
+    bn_momentum: BatchNorm running-average decay; 0.9 equals PyTorch's momentum=0.1 default.
+    sfreq: sampling frequency in Hz the patch size assumes (documentation and `num_tokens`).
+    window_s: window length in seconds (300 = 5 min in SleepFM-Clinical).
+    dtype: computation dtype (None = float32; jnp.bfloat16 on accelerators). BatchNorm and
+      LayerNorm statistics are always computed in float32 by Flax.
+    param_dtype: parameter dtype (float32).
+  """
+
+  patch_size: int = 640
+  embed_dim: int = 128
+  num_layers: int = 6
+  num_heads: int = 8
+  ff_dim: int = 2048
+  dropout: float = 0.3
+  tokenizer_widths: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
+  channel_encoding: bool = False
+  reference_truncation: bool = False
+  bn_momentum: float = 0.9
+  sfreq: float = 128.0
+  window_s: float = 300.0
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+
+  @property
+  def window_samples(self) -> int:
+    """T, samples per window at `sfreq`."""
+    return int(round(self.window_s * self.sfreq))
+
+  @property
+  def num_tokens(self) -> int:
+    """S, tokens per window (60 for SleepFM-Clinical's 5-min windows of 5-s patches)."""
+    return self.window_samples // self.patch_size
+
+  def replace(self, **changes) -> "EncoderConfig":
+    """A copy with some fields changed (e.g. `sleepfm_clinical().replace(channel_encoding=True)`)."""
+    return dataclasses.replace(self, **changes)
+
+  # The presets are also reachable from the class, so a config can name one by string
+  # (`getattr(EncoderConfig, "tiny")()`).
+  @staticmethod
+  def sleepfm_clinical() -> "EncoderConfig":
+    """See the module-level `sleepfm_clinical`."""
+    return sleepfm_clinical()
+
+  @staticmethod
+  def transfer() -> "EncoderConfig":
+    """See the module-level `transfer`."""
+    return transfer()
+
+  @staticmethod
+  def tiny() -> "EncoderConfig":
+    """See the module-level `tiny`."""
+    return tiny()
+
+
+def sleepfm_clinical() -> EncoderConfig:
+  """SleepFM-Clinical: E=128, 6 layers, 8 heads, dropout 0.3, 5-s patches at 128 Hz, 5-min windows."""
+  return EncoderConfig(patch_size=640, embed_dim=128, num_layers=6, num_heads=8, ff_dim=2048, dropout=0.3,
+                       sfreq=128.0, window_s=300.0)
+
+
+def transfer() -> EncoderConfig:
+  """The transfer paper's smaller variant: 1-s patches (128 samples at 128 Hz), 3 layers, 60-s windows."""
+  return EncoderConfig(patch_size=128, embed_dim=128, num_layers=3, num_heads=8, ff_dim=2048, dropout=0.3,
+                       sfreq=128.0, window_s=60.0)
+
+
+def tiny() -> EncoderConfig:
+  """A seconds-on-CPU variant for tests and notebooks: E=32, 1 layer, 2 heads, ff 64, 0.25-s patches."""
+  return EncoderConfig(patch_size=32, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64, dropout=0.1,
+                       sfreq=128.0, window_s=2.0)
+
+
+def _conv_lengths(patch_size: int, num_blocks: int) -> list[int]:
+  # Conv1d(kernel 5, stride 2, padding 2) maps length L to floor((L - 1) / 2) + 1 = ceil(L / 2).
+  lengths, length = [], patch_size
+  for _ in range(num_blocks):
+    length = (length - 1) // 2 + 1
+    lengths.append(length)
+  return lengths
+
+
+class _JointLayerNorm(nnx.Module):
+  """LayerNorm over (length, channels) jointly, with an elementwise affine of that shape.
+
+  Equals PyTorch's `nn.LayerNorm([channels, length])` of the reference on an NCL tensor; here the
+  layout is NLC.
+  """
+
+  def __init__(self, length: int, features: int, *, epsilon: float = 1e-5, dtype=None,
+               param_dtype=jnp.float32):
+    self.epsilon = epsilon
+    self.dtype = dtype
+    self.scale = nnx.Param(jnp.ones((length, features), param_dtype))
+    self.bias = nnx.Param(jnp.zeros((length, features), param_dtype))
+
+  def __call__(self, x: jax.Array) -> jax.Array:
+    """x: (N, L, F) -> (N, L, F)."""
+    x32 = x.astype(jnp.float32)
+    mean = jnp.mean(x32, axis=(-2, -1), keepdims=True)
+    var = jnp.mean(jnp.square(x32 - mean), axis=(-2, -1), keepdims=True)
+    y = (x32 - mean) * jax.lax.rsqrt(var + self.epsilon)
+    y = y * self.scale[...].astype(jnp.float32) + self.bias[...].astype(jnp.float32)
+    return y.astype(self.dtype or x.dtype)
+
+
+class PatchTokenizer(nnx.Module):
+  """Per-channel patch tokenizer: six conv blocks, mean over length, Linear(128, E).
+
+  Args:
+    config: `EncoderConfig` (patch_size, tokenizer_widths, embed_dim, bn_momentum, dtypes).
+    rngs: nnx.Rngs for parameter initialisation.
+
+  Raises:
+    ValueError: if patch_size < 1.
+  """
+
+  def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    if config.patch_size < 1:
+      raise ValueError(f"PatchTokenizer: patch_size must be >= 1, got {config.patch_size}")
+    self.patch_size = config.patch_size
+    widths = (1,) + tuple(config.tokenizer_widths)
+    lengths = _conv_lengths(config.patch_size, len(config.tokenizer_widths))
+    convs, norms, lns = [], [], []
+    for c_in, c_out, length in zip(widths[:-1], widths[1:], lengths):
+      convs.append(nnx.Conv(c_in, c_out, kernel_size=(5,), strides=(2,), padding=((2, 2),), dtype=config.dtype,
+                            param_dtype=config.param_dtype, rngs=rngs))
+      norms.append(nnx.BatchNorm(c_out, momentum=config.bn_momentum, epsilon=1e-5, dtype=config.dtype,
+                                 param_dtype=config.param_dtype, rngs=rngs))
+      lns.append(_JointLayerNorm(length, c_out, dtype=config.dtype, param_dtype=config.param_dtype))
+    self.convs = nnx.List(convs)
+    self.batch_norms = nnx.List(norms)
+    self.layer_norms = nnx.List(lns)
+    self.proj = nnx.Linear(widths[-1], config.embed_dim, dtype=config.dtype, param_dtype=config.param_dtype,
+                           rngs=rngs)
+
+  def __call__(self, x: jax.Array, mask: jax.Array, *, train: bool) -> jax.Array:
+    """Tokenizes every channel.
+
+    Args:
+      x: (B, C, T) float32 signals (uV or z-scored), T a multiple of patch_size.
+      mask: (B, C) bool, True = real channel. Padded channels are left out of the BatchNorm batch
+        statistics; their tokens are computed but meaningless.
+      train: BatchNorm uses (and updates) batch statistics when True, running averages when False.
+
+    Returns:
+      (B, C, S, E) tokens, S = T / patch_size.
+    """
+    b, c, t = x.shape
+    s = t // self.patch_size
+    h = x.reshape(b * c * s, self.patch_size, 1)  # (B*C*S, P, 1)
+    patch_mask = jnp.broadcast_to(mask[:, :, None], (b, c, s)).reshape(b * c * s, 1, 1)
+    # An all-padded batch would give BatchNorm an empty mean (NaN running statistics forever):
+    # then use every patch instead; the outputs are all masked downstream anyway.
+    patch_mask = patch_mask | ~jnp.any(patch_mask)
+    for conv, bn, ln in zip(self.convs, self.batch_norms, self.layer_norms):
+      h = conv(h)
+      h = bn(h, use_running_average=not train, mask=patch_mask)
+      h = ln(jax.nn.elu(h))
+    h = jnp.mean(h, axis=1)  # (B*C*S, 128)
+    return self.proj(h).reshape(b, c, s, -1)
+
+
+class _FeedForward(nnx.Module):
+  """Linear(E, ff) -> ReLU -> Dropout -> Linear(ff, E), as PyTorch's TransformerEncoderLayer."""
+
+  def __init__(self, embed_dim: int, ff_dim: int, dropout: float, *, dtype, param_dtype, rngs: nnx.Rngs):
+    self.fc1 = nnx.Linear(embed_dim, ff_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.fc2 = nnx.Linear(ff_dim, embed_dim, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    return self.fc2(self.dropout(jax.nn.relu(self.fc1(x)), deterministic=not train))
+
+
+class TransformerLayer(nnx.Module):
+  """One transformer encoder layer (self-attention + ReLU feed-forward), post- or pre-norm.
+
+  Post-norm: x = LN(x + Drop(MHA(x))); x = LN(x + Drop(FF(x))) (Vaswani et al. 2017; PyTorch's
+  default `norm_first=False`, used by the reference's pooling blocks).
+  Pre-norm: x = x + Drop(MHA(LN(x))); x = x + Drop(FF(LN(x))) (`norm_first=True`, the reference's
+  temporal transformer).
+
+  Args:
+    embed_dim: E.
+    num_heads: attention heads (E must be divisible by it).
+    ff_dim: feed-forward width.
+    dropout: rate for attention weights, the feed-forward hidden layer and both residual branches.
+    pre_norm: pre-norm if True, post-norm if False.
+    dtype, param_dtype: computation and parameter dtypes.
+    rngs: nnx.Rngs.
+  """
+
+  def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float, *, pre_norm: bool, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.pre_norm = pre_norm
+    self.attn = nnx.MultiHeadAttention(num_heads, embed_dim, dropout_rate=dropout, decode=False, dtype=dtype,
+                                       param_dtype=param_dtype, rngs=rngs)
+    self.ff = _FeedForward(embed_dim, ff_dim, dropout, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.norm1 = nnx.LayerNorm(embed_dim, epsilon=1e-5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.norm2 = nnx.LayerNorm(embed_dim, epsilon=1e-5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
+    self.drop1 = nnx.Dropout(dropout, rngs=rngs)
+    self.drop2 = nnx.Dropout(dropout, rngs=rngs)
+
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool) -> jax.Array:
+    """Applies the layer.
+
+    Args:
+      x: (N, L, E) tokens.
+      mask: optional (N, L) bool key-padding mask, True = may be attended to.
+      train: dropout on when True.
+
+    Returns:
+      (N, L, E).
+    """
+    attn_mask = None if mask is None else mask[:, None, None, :]  # (N, 1 head, 1 query, L keys)
+    det = not train
+    if self.pre_norm:
+      h = self.norm1(x)
+      x = x + self.drop1(self.attn(h, mask=attn_mask, deterministic=det), deterministic=det)
+      return x + self.drop2(self.ff(self.norm2(x), train=train), deterministic=det)
+    x = self.norm1(x + self.drop1(self.attn(x, mask=attn_mask, deterministic=det), deterministic=det))
+    return self.norm2(x + self.drop2(self.ff(x, train=train), deterministic=det))
+
+
+class AttentionPooling(nnx.Module):
+  """One post-norm transformer layer over a set of tokens, then a (masked) mean over the set.
+
+  The reference's pooling block, used over channels (with the channel mask) and over time (no mask).
+
+  Args:
+    embed_dim, num_heads, ff_dim, dropout, dtype, param_dtype: as `TransformerLayer`.
+    rngs: nnx.Rngs.
+  """
+
+  def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float, *, dtype=None,
+               param_dtype=jnp.float32, rngs: nnx.Rngs):
+    self.layer = TransformerLayer(embed_dim, num_heads, ff_dim, dropout, pre_norm=False, dtype=dtype,
+                                  param_dtype=param_dtype, rngs=rngs)
+
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool) -> jax.Array:
+    """Pools a set of tokens.
+
+    Args:
+      x: (N, L, E) tokens.
+      mask: optional (N, L) bool, True = real token; masked tokens are neither attended to nor
+        averaged. A row with no real token pools to zeros.
+      train: dropout on when True.
+
+    Returns:
+      (N, E).
+    """
+    h = self.layer(x, mask, train=train)
+    if mask is None:
+      return jnp.mean(h, axis=1)
+    weights = mask[..., None].astype(h.dtype)
+    return jnp.sum(h * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+
+
+def sinusoidal_position_encoding(num_tokens: int, embed_dim: int) -> np.ndarray:
+  """Transformer sinusoidal position encoding (Vaswani et al. 2017, section 3.5).
+
+  PE[s, 2i] = sin(s / 10000^(2i/E)), PE[s, 2i+1] = cos(s / 10000^(2i/E)).
+
+  Args:
+    num_tokens: S.
+    embed_dim: E.
+
+  Returns:
+    (S, E) float32 NumPy array.
+  """
+  pos = np.arange(num_tokens, dtype=np.float64)[:, None]
+  div = np.exp(np.arange(0, embed_dim, 2, dtype=np.float64) * (-math.log(10000.0) / embed_dim))
+  pe = np.zeros((num_tokens, embed_dim), np.float64)
+  pe[:, 0::2] = np.sin(pos * div)
+  pe[:, 1::2] = np.cos(pos * div)[:, : embed_dim // 2]
+  return pe.astype(np.float32)
+
+
+class SetTransformerEncoder(nnx.Module):
+  """SleepFM-Clinical's channel-agnostic encoder for one modality (SPEC section 2 "Encoder").
+
+  Args:
+    config: `EncoderConfig` (see the presets `sleepfm_clinical()`, `transfer()`, `tiny()`).
+    rngs: nnx.Rngs; a "dropout" stream is used for dropout if present, else the default stream.
+
+  Raises:
+    ValueError: if embed_dim is not divisible by num_heads, or is odd with channel_encoding on.
+  """
+
+  def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
+    if config.embed_dim % config.num_heads:
+      raise ValueError(f"SetTransformerEncoder: embed_dim {config.embed_dim} is not divisible by "
+                       f"num_heads {config.num_heads}")
+    self.config = config
+    e, kw = config.embed_dim, dict(dtype=config.dtype, param_dtype=config.param_dtype)
+    self.tokenizer = PatchTokenizer(config, rngs=rngs)
+    self.channel_encoding = (ChannelPositionalEncoding(e, reference_truncation=config.reference_truncation,
+                                                       rngs=rngs, **kw)
+                             if config.channel_encoding else None)
+    self.channel_pool = AttentionPooling(e, config.num_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
+    self.time_norm = nnx.LayerNorm(e, epsilon=1e-5, rngs=rngs, **kw)
+    self.layers = nnx.List([
+        TransformerLayer(e, config.num_heads, config.ff_dim, config.dropout, pre_norm=True, rngs=rngs, **kw)
+        for _ in range(config.num_layers)])
+    self.time_pool = AttentionPooling(e, config.num_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
+
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, positions: jax.Array | None = None, *,
+               train: bool) -> tuple[jax.Array, jax.Array]:
+    """Encodes a window of one modality.
+
+    Args:
+      x: (B, C, T) float32 signals of one modality (uV, or z-scored per channel), T a multiple of
+        `config.patch_size`; C is the modality's channel cap.
+      mask: (B, C) bool, True = real channel; None means all real. Padded channels may hold
+        anything finite.
+      positions: (B, C, 3) float32 electrode (x, y, z) on the unit sphere, or None. Used only when
+        `config.channel_encoding`; NaN/zero/masked positions (and None) give no channel code.
+      train: dropout on and BatchNorm on batch statistics (updating the running averages) when True.
+
+    Returns:
+      tokens: (B, S, E) per-time-step embeddings, S = T / patch_size.
+      pooled: (B, E) window embedding.
+
+    Raises:
+      ValueError: on shapes that do not match (x not 3-D, T not a multiple of the patch size,
+        mask or positions of the wrong shape).
+    """
+    cfg = self.config
+    x = jnp.asarray(x)
+    if x.ndim != 3:
+      raise ValueError(f"SetTransformerEncoder: x must be (B, C, T), got shape {x.shape}")
+    b, c, t = x.shape
+    if t % cfg.patch_size or t == 0:
+      raise ValueError(f"SetTransformerEncoder: T={t} samples is not a positive multiple of the patch size "
+                       f"{cfg.patch_size} ({cfg.patch_size / cfg.sfreq:g} s at {cfg.sfreq:g} Hz)")
+    if mask is None:
+      mask = jnp.ones((b, c), bool)
+    mask = jnp.asarray(mask, bool)
+    if mask.shape != (b, c):
+      raise ValueError(f"SetTransformerEncoder: mask must be (B, C) = {(b, c)}, got {mask.shape}")
+    if positions is not None and jnp.shape(positions) != (b, c, 3):
+      raise ValueError(f"SetTransformerEncoder: positions must be (B, C, 3) = {(b, c, 3)}, "
+                       f"got {jnp.shape(positions)}")
+    # Padded channels are zeroed so that garbage (even inf) there cannot reach any real output.
+    x = jnp.where(mask[:, :, None], x, jnp.zeros_like(x))
+    tokens = self.tokenizer(x, mask, train=train)  # (B, C, S, E)
+    s = tokens.shape[2]
+    if self.channel_encoding is not None and positions is not None:
+      tokens = tokens + self.channel_encoding(positions, mask)[:, :, None, :].astype(tokens.dtype)
+    if c == 1:
+      h = tokens[:, 0]  # (B, S, E): a single channel has nothing to attend to.
+    else:
+      per_step = jnp.swapaxes(tokens, 1, 2).reshape(b * s, c, -1)  # (B*S, C, E)
+      step_mask = jnp.broadcast_to(mask[:, None, :], (b, s, c)).reshape(b * s, c)
+      h = self.channel_pool(per_step, step_mask, train=train).reshape(b, s, -1)  # (B, S, E)
+    h = self.time_norm(h + jnp.asarray(sinusoidal_position_encoding(s, cfg.embed_dim), h.dtype))
+    for layer in self.layers:
+      h = layer(h, train=train)
+    pooled = self.time_pool(h, train=train)  # (B, E)
+    return h, pooled
