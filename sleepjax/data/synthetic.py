@@ -582,8 +582,8 @@ def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
   delta_amp = _per_stage(hyp, {W: 2.5, N1: 5.0, N2: 13.0, N3: 0.0, REM: 4.0}) + (hyp == N3) * (24.0 + 22.0 * depth)
   # Slow-wave activity spans 0.5-4 Hz with most power below 2 Hz (hence the 1/f weighting)
   # and is frontal-predominant (Massimini et al. 2004, J Neurosci 24:6862).
-  delta_gain = lambda f: _band_gain(0.5, 3.5, 0.3)(f) / np.maximum(f, 0.5)
-  add_background(delta_amp, delta_gain, _topo(1.0, 0.75, 0.5), 2.0)
+  delta_gain = lambda f: _band_gain(0.5, 3.5, 0.1)(f) / np.maximum(f, 0.5)
+  add_background(delta_amp, delta_gain, _topo(1.0, 0.8, 0.55), 2.0)
   # Theta: N1 and REM, central maximum.
   add_background(_per_stage(hyp, {W: 2.5, N1: 8.0, N2: 5.0, N3: 4.0, REM: 7.0}), _band_gain(4.0, 7.5, 0.7),
                  _topo(0.9, 1.0, 0.7), 1.0)
