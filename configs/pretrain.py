@@ -15,13 +15,28 @@ Variants (`--config=configs/pretrain.py:NAME`):
 Any field can be overridden: --config.steps=200 --config.optimizer.name=adamw.
 """
 
+import dataclasses
 import os
 
 import ml_collections
 
+from sleepjax.models import encoder as encoder_lib
+
 # Where the real DREAMS archive lives in a checkout of this project (tests and the :dreams
 # variant); users point --config.data.manual_dir at their own copy.
 _SHARED_DREAMS = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "dreams_spindles")
+
+
+def _encoder(preset: str, **changes) -> ml_collections.ConfigDict:
+  """Every field of sleepjax.models.encoder.EncoderConfig, from a preset, as a ConfigDict.
+
+  All fields are spelled out so that any of them can be overridden on the command line
+  (--config.model.encoder.num_layers=4).
+  """
+  fields = dataclasses.asdict(getattr(encoder_lib, preset)().replace(**changes))
+  fields.pop("dtype")
+  fields.pop("param_dtype")
+  return ml_collections.ConfigDict(fields)
 
 
 def _base() -> ml_collections.ConfigDict:
@@ -49,9 +64,13 @@ def _base() -> ml_collections.ConfigDict:
   c.data.train_split = "train"
 
   c.model = ml_collections.ConfigDict()
-  c.model.preset = "tiny"  # sleepfm_clinical | transfer | tiny (sleepjax.models.encoder.EncoderConfig)
+  # A CPU-sized set transformer: 5-s patches at 128 Hz as SleepFM-Clinical, narrower tokenizer,
+  # E=64 and 2 layers instead of E=128 and 6 (the `clinical` variant has the paper's sizes).
+  c.model.encoder = _encoder("tiny", patch_size=640, embed_dim=64, num_layers=2, num_heads=4,
+                             ff_dim=128, dropout=0.1, tokenizer_widths=(4, 8, 8, 16, 16, 32),
+                             channel_encoding=True, window_s=300.0)
+  c.model.dtype = "float32"  # bfloat16 on accelerators.
   c.model.shared_encoder = True  # False: one encoder per modality (SleepFM-ICML style).
-  c.model.overrides = ml_collections.ConfigDict({"patch_size": 640, "channel_encoding": True})
 
   c.loss = "loo"  # loo | pairwise
 
@@ -91,7 +110,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif variant == "tiny":
     c.data.builder_config = "tiny"
     c.data.window_epochs = 2
-    c.model.overrides = ml_collections.ConfigDict({"patch_size": 640, "channel_encoding": True})
+    c.model.encoder = _encoder("tiny", patch_size=640, tokenizer_widths=(4, 8, 8, 8, 8, 8),
+                               channel_encoding=True, window_s=60.0)
     c.batch_size = 8
     c.steps = 6
     c.log_every = 2
@@ -106,6 +126,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.builder_config = "excerpt3_psg"
     c.data.manual_dir = _SHARED_DREAMS
     c.data.window_epochs = 2
+    c.model.encoder.patch_size = 500  # the builder resamples to 100 Hz: 5-s patches.
+    c.model.encoder.sfreq = 100.0
     c.batch_size = 8
     c.steps = 200
     c.log_every = 20
@@ -118,13 +140,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.builder_config = "sleep_cassette"
     c.data.modalities = ("eeg", "eog", "emg", "resp")
     c.data.modality_groups = {"bas": ("eeg", "eog"), "emg": ("emg",), "resp": ("resp",)}
-    c.model.overrides = ml_collections.ConfigDict({"patch_size": 500, "channel_encoding": True})
+    # 100 Hz data: 5-s patches are 500 samples.
+    c.model.encoder.patch_size = 500
+    c.model.encoder.sfreq = 100.0
     c.steps = 20000
   elif variant == "clinical":
     c.data.builder_config = "large"
     c.data.channel_caps = {"bas": 10, "ecg": 2, "emg": 4, "resp": 7}
-    c.model.preset = "sleepfm_clinical"
-    c.model.overrides = ml_collections.ConfigDict({"channel_encoding": True})
+    c.model.encoder = _encoder("sleepfm_clinical", channel_encoding=True)
+    c.model.dtype = "bfloat16"
     c.batch_size = 128
     c.steps = 50000
     c.log_every = 100

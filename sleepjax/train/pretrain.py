@@ -50,10 +50,11 @@ Batch = Mapping[str, Any]
 
 
 def encoder_config(config: ml_collections.ConfigDict) -> encoder_lib.EncoderConfig:
-  """EncoderConfig from `config.model`: a preset, then any explicitly set field on top."""
-  preset = getattr(encoder_lib.EncoderConfig, config.model.preset)()
-  overrides = {k: v for k, v in config.model.get("overrides", {}).items() if v is not None}
-  return dataclasses.replace(preset, **overrides)
+  """EncoderConfig from `config.model.encoder` (every field) and `config.model.dtype`."""
+  fields = config.model.encoder.to_dict()
+  fields["tokenizer_widths"] = tuple(fields["tokenizer_widths"])
+  dtype = config.model.get("dtype", "float32")
+  return encoder_lib.EncoderConfig(**fields, dtype=None if dtype == "float32" else jnp.dtype(dtype))
 
 
 def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> multimodal.MultiModalEncoder:
