@@ -1,0 +1,64 @@
+r"""Builds a dataset of tfds_builders/ from the command line, without TensorFlow.
+
+  python -m sleepjax.data.build tfds_builders/sleep_edf --config sleep_cassette \
+      --manual_dir /path/to/sleep-edf --data_dir ~/tensorflow_datasets
+
+The same arguments as `tfds build DATASET_DIR`. TFDS 4.9.10's own `tfds` command imports TensorFlow,
+Apache Beam and mlcroissant at start-up (none of which sleepjax needs); this command builds with
+`sleepjax.data.pipeline.prepare` instead and prints the per-split summary (subjects, recordings,
+epochs per stage) and the build report (dropped epochs by reason, failed recordings).
+
+The dataset folder is imported as a module (`tfds_builders/sleep_edf` -> `tfds_builders.sleep_edf`),
+which registers its builder; sleepjax itself has no import of tfds_builders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pathlib
+import sys
+
+from sleepjax.data import pipeline
+from sleepjax.data import summary
+
+
+def module_name(dataset: str) -> tuple[str, str]:
+  """('tfds_builders.sleep_edf', 'sleep_edf') from a folder path or a dotted module name."""
+  path = pathlib.Path(dataset)
+  if path.exists():
+    parts = path.resolve().relative_to(pathlib.Path.cwd().resolve()).parts
+    return ".".join(parts), parts[-1]
+  return dataset, dataset.rsplit(".", 1)[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m sleepjax.data.build")
+  parser.add_argument("dataset", help="dataset folder (tfds_builders/sleep_edf) or module (tfds_builders.sleep_edf)")
+  parser.add_argument("--config", default=None, help="builder config, e.g. sleep_cassette (default: the first)")
+  parser.add_argument("--manual_dir", default=None, help="folder with manually downloaded files")
+  parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  args = parser.parse_args(argv)
+
+  module, name = module_name(args.dataset)
+  try:
+    importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    parser.error(f"cannot import {module!r} for {args.dataset!r}: {e} (run from the repository root)")
+  builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir)
+  full_name = builder.info.full_name
+  summaries = {split: summary.split_summary(builder.as_data_source(split=split))
+               for split in builder.info.splits}
+  print(summary.format_summary(f"{full_name} in {builder.data_dir}", summaries))
+  report = builder.info.metadata.get("build_report") if builder.info.metadata else None
+  if report:
+    for split, rep in report.items():
+      short = {k: rep[k] for k in ("n_recordings", "n_failed", "n_epochs_total", "n_kept", "dropped",
+                                   "failures") if k in rep}
+      print(f"build report [{split}]: {json.dumps(short)}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
