@@ -127,7 +127,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, fake_source):
 
 @pytest.mark.slow
 def test_cli_tiny(tmp_path):
-  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"), XLA_FLAGS=os.environ["XLA_FLAGS"].replace("device_count=8", "device_count=2"))
   cmd = [sys.executable, "-m", "sleepjax.main", f"--config={REPO / 'configs' / 'pretrain.py'}:tiny",
          f"--workdir={tmp_path / 'work'}"]
   out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
