@@ -1,0 +1,227 @@
+"""Input pipeline for the downstream (wake EEG / ECG) transfer tasks (SPEC section 2, "Downstream transfer").
+
+The transfer datasets (tfds_builders/{eegmmidb,bonn_eeg,mitdb,cinc2017}, docs/architecture.md section 3
+"Downstream examples") store one example per window at the recording's own rate, in microvolts:
+`signals/{modality}` (C, T) float32, `positions/{modality}` (C, 3) (NaN = unknown), `label` and
+`subject_id`. This module turns a split into in-memory arrays the fine-tuning trainer batches:
+
+1. resample to the encoder's rate (128 Hz in the transfer paper) with `scipy.signal.resample_poly`
+   (polyphase FIR low-pass, so no aliasing);
+2. crop or zero-pad to a whole number of encoder patches (the encoder needs T = S * P);
+3. scale: EEG clipped at +-50 uV then divided by 10 uV (the transfer paper's EEG protocol); ECG
+   divided by 1000 (uV -> mV) then clipped at +-5 mV. ECG has no scaling in the paper's sleep
+   encoder protocol; mV puts a QRS complex (about 1 mV) at the same order of magnitude as the
+   scaled EEG (+-5), and the clip only touches artefacts and baseline jumps.
+
+Numpy only (no JAX): the datasets here are small enough to hold in memory on a CPU, and
+`max_examples` draws a seeded random subset of a large split (MIT-BIH has ~100k beats).
+"""
+
+from __future__ import annotations
+
+import fractions
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import scipy.signal
+
+from sleepjax.data import errors
+
+# The transfer paper's EEG protocol: clip at +-50 uV, divide by 10 uV.
+EEG_CLIP_UV = 50.0
+EEG_SCALE_UV = 10.0
+# Our ECG choice (not in the paper, see the module docstring): uV -> mV, clip at +-5 mV.
+ECG_SCALE_UV = 1000.0
+ECG_CLIP_MV = 5.0
+
+
+def resample_ratio(sfreq: float, target_sfreq: float, *, max_denominator: int = 200) -> tuple[int, int]:
+  """(up, down) integers with up / down ~= target_sfreq / sfreq for `scipy.signal.resample_poly`.
+
+  Bonn's 173.61 Hz has no small exact ratio to 128 Hz; the ratio is approximated with a
+  denominator <= `max_denominator` (relative rate error below 1e-4 there), which keeps the FIR
+  filter short.
+
+  Raises:
+    ValueError: a rate is not positive.
+  """
+  if sfreq <= 0 or target_sfreq <= 0:
+    raise ValueError(f"sampling rates must be positive, got sfreq={sfreq} target_sfreq={target_sfreq}")
+  frac = fractions.Fraction(target_sfreq / sfreq).limit_denominator(max_denominator)
+  return frac.numerator, frac.denominator
+
+
+def scale_signals(x: np.ndarray, modality: str) -> np.ndarray:
+  """Amplitude scaling of the transfer protocol.
+
+  Args:
+    x: (..., T) float signals in microvolts.
+    modality: "eeg" (clip +-50 uV, / 10 uV: the transfer paper) or "ecg" (/ 1000 -> mV, clip +-5 mV).
+
+  Returns:
+    float32 array of the same shape, dimensionless (EEG) or in mV (ECG).
+
+  Raises:
+    ValueError: unknown modality.
+  """
+  x = np.asarray(x, np.float32)
+  if modality == "eeg":
+    return np.clip(x, -EEG_CLIP_UV, EEG_CLIP_UV) / np.float32(EEG_SCALE_UV)
+  if modality == "ecg":
+    return np.clip(x / np.float32(ECG_SCALE_UV), -ECG_CLIP_MV, ECG_CLIP_MV)
+  raise ValueError(f"no transfer scaling for modality {modality!r}; expected 'eeg' or 'ecg'")
+
+
+def target_length(n_times: int, sfreq: float, target_sfreq: float, patch_size: int) -> int:
+  """Samples after resampling, rounded down to whole patches (at least one patch).
+
+  A window shorter than one patch (MIT-BIH's 0.7-s `beat` config at 128 Hz) is zero-padded to one.
+  """
+  up, down = resample_ratio(sfreq, target_sfreq)
+  n = int(np.ceil(n_times * up / down))
+  return max(patch_size, (n // patch_size) * patch_size)
+
+
+def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: int, modality: str) -> np.ndarray:
+  """Resamples, crops/pads to whole patches and scales a batch of windows.
+
+  Args:
+    x: (N, C, T) float32 microvolts at `sfreq` Hz.
+    sfreq: the dataset's rate in Hz (eegmmidb 160, Bonn 173.61, MIT-BIH 360, CinC 2017 300).
+    target_sfreq: the encoder's rate in Hz (128).
+    patch_size: encoder patch size P in samples at `target_sfreq`.
+    modality: "eeg" or "ecg" (see `scale_signals`).
+
+  Returns:
+    (N, C, T') float32 with T' = `target_length(T, ...)`, a multiple of P. Cropping keeps the start
+    of the window (the annotation onset / cue in eegmmidb).
+
+  Raises:
+    ValueError: x is not 3-D, or a rate/modality is invalid.
+  """
+  x = np.asarray(x, np.float32)
+  if x.ndim != 3:
+    raise ValueError(f"signals must be (N, C, T), got shape {x.shape}")
+  up, down = resample_ratio(sfreq, target_sfreq)
+  if (up, down) != (1, 1):
+    x = scipy.signal.resample_poly(x, up, down, axis=-1).astype(np.float32)
+  n = max(patch_size, (x.shape[-1] // patch_size) * patch_size)
+  if x.shape[-1] >= n:
+    x = x[..., :n]
+  else:
+    x = np.pad(x, ((0, 0), (0, 0), (0, n - x.shape[-1])))
+  return scale_signals(x, modality)
+
+
+def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: float, target_sfreq: float,
+               patch_size: int, max_examples: int | None = None, seed: int = 0,
+               name: str = "downstream split", chunk: int = 256) -> dict[str, np.ndarray]:
+  """Reads a downstream split into memory, preprocessed for the encoder.
+
+  Args:
+    source: random-access examples (a `tfds.data_source` split or a list of dicts) with
+      `signals[modality]` (C, T) float32 uV, `positions[modality]` (C, 3), `label`, `subject_id`.
+    modality: "eeg" or "ecg".
+    sfreq, target_sfreq, patch_size: see `preprocess`.
+    max_examples: keep a seeded random subset of this many examples (None: all).
+    seed: seed of that subset.
+    name: used in error messages (dataset/config/split).
+    chunk: examples resampled at once (bounds peak memory).
+
+  Returns:
+    {"signals": (N, C, T') float32, "mask": (N, C) bool (all True: the montage is fixed),
+     "positions": (N, C, 3) float32 (NaN -> 0), "position_mask": (N, C) bool (finite position),
+     "label": (N,) int32, "subject_id": (N,) object str}.
+
+  Raises:
+    errors.RecordingError: the split is empty, lacks the modality, or has no `label`.
+  """
+  n_total = len(source)
+  if n_total == 0:
+    raise errors.RecordingError(name, "the split has no examples")
+  indices = np.arange(n_total)
+  if max_examples is not None and max_examples < n_total:
+    indices = np.sort(np.random.default_rng(seed).choice(n_total, size=max_examples, replace=False))
+  signals, positions, labels, subjects = [], [], [], []
+  for start in range(0, len(indices), chunk):
+    raw = []
+    for i in indices[start:start + chunk]:
+      ex = source[int(i)]
+      if modality not in ex.get("signals", {}):
+        raise errors.RecordingError(name, f"example {int(i)} has no signals/{modality} "
+                                          f"(has {sorted(ex.get('signals', {}))})")
+      if "label" not in ex:
+        raise errors.RecordingError(name, f"example {int(i)} has no 'label' (a multi-label task?)")
+      raw.append(np.asarray(ex["signals"][modality], np.float32))
+      positions.append(np.asarray(ex["positions"][modality], np.float32))
+      labels.append(int(ex["label"]))
+      sid = ex["subject_id"]
+      subjects.append(sid.decode() if isinstance(sid, bytes) else str(sid))
+    signals.append(preprocess(np.stack(raw), sfreq=sfreq, target_sfreq=target_sfreq, patch_size=patch_size,
+                              modality=modality))
+  x = np.concatenate(signals)
+  pos = np.stack(positions)
+  finite = np.all(np.isfinite(pos), axis=-1)
+  return {
+      "signals": x,
+      "mask": np.ones(x.shape[:2], bool),
+      "positions": np.where(finite[..., None], pos, 0.0).astype(np.float32),
+      "position_mask": finite,
+      "label": np.asarray(labels, np.int32),
+      "subject_id": np.asarray(subjects, dtype=object),
+  }
+
+
+def drop_channels(arrays: Mapping[str, np.ndarray], keep: Sequence[int]) -> dict[str, np.ndarray]:
+  """Masks every channel not in `keep` (the channel-ablation input; shapes stay static).
+
+  The encoder zeroes masked channels and leaves them out of attention, BatchNorm statistics and
+  the channel mean, so a masked channel is equivalent to an absent one.
+
+  Args:
+    arrays: the output of `load_split`.
+    keep: channel indices to keep.
+
+  Returns:
+    A copy with `mask` and `position_mask` False outside `keep`.
+  """
+  keep_mask = np.zeros(arrays["mask"].shape[1], bool)
+  keep_mask[np.asarray(keep, int)] = True
+  out = dict(arrays)
+  out["mask"] = arrays["mask"] & keep_mask[None]
+  out["position_mask"] = arrays["position_mask"] & keep_mask[None]
+  return out
+
+
+def batches(arrays: Mapping[str, np.ndarray], batch_size: int, *, shuffle: bool, seed: int = 0,
+            drop_remainder: bool = False) -> Iterator[dict[str, np.ndarray]]:
+  """One pass over in-memory examples in batches of static shape.
+
+  Args:
+    arrays: the output of `load_split` (or `drop_channels`).
+    batch_size: B.
+    shuffle: permute the examples with `seed` first.
+    seed: permutation seed (the trainer passes seed + pass number, so each pass differs).
+    drop_remainder: drop the last incomplete batch (training); otherwise it is zero-padded to B
+      and `valid` (B,) bool marks the real rows (evaluation).
+
+  Yields:
+    {"signals": (B, C, T), "mask": (B, C), "positions": (B, C, 3), "position_mask": (B, C),
+     "label": (B,) int32, "valid": (B,) bool}.
+  """
+  n = len(arrays["label"])
+  order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)
+  keys = ("signals", "mask", "positions", "position_mask", "label")
+  for start in range(0, n, batch_size):
+    idx = order[start:start + batch_size]
+    if len(idx) < batch_size and drop_remainder:
+      return
+    batch = {k: arrays[k][idx] for k in keys}
+    valid = np.ones(len(idx), bool)
+    if len(idx) < batch_size:
+      pad = batch_size - len(idx)
+      batch = {k: np.concatenate([v, np.zeros((pad,) + v.shape[1:], v.dtype)]) for k, v in batch.items()}
+      valid = np.concatenate([valid, np.zeros(pad, bool)])
+    batch["valid"] = valid
+    yield batch
