@@ -359,8 +359,8 @@ def load_pretrained(config: ml_collections.ConfigDict, modality: str) -> Pretrai
   finally:
     mngr.close()
   group = config.get("pretrained_group") or MODALITY_TO_GROUP.get(modality, modality)
-  params = state["params"].to_pure_dict()
-  stats = state["batch_stats"].to_pure_dict()
+  params = nnx.to_pure_dict(state["params"])
+  stats = nnx.to_pure_dict(state["batch_stats"])
   if pcfg.model.shared_encoder:
     enc_params, enc_stats = params["encoder"], stats.get("encoder", {})
   else:
@@ -393,8 +393,8 @@ def load_encoder_into(state: dict[str, Any], pretrained: Pretrained) -> dict[str
   The channel-encoding layer is copied only if both sides have one; a downstream run with channel
   encoding on an encoder pretrained without it starts that layer at random init.
   """
-  params = state["params"].to_pure_dict()
-  stats = state["batch_stats"].to_pure_dict()
+  params = nnx.to_pure_dict(state["params"])
+  stats = nnx.to_pure_dict(state["batch_stats"])
   params["encoder"] = _overlay(params["encoder"], pretrained.params)
   if "encoder" in stats:
     stats["encoder"] = _overlay(stats["encoder"], pretrained.batch_stats)

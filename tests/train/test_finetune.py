@@ -1,0 +1,263 @@
+"""Transfer fine-tuning: input pipeline, learning, frozen encoder, checkpoint loading, metrics, `:tiny` end to end.
+
+Models are tiny (E=16, one layer, 0.25-s patches) and every in-memory test uses the same config so that the
+jitted steps compile once per model structure.
+"""
+
+import json
+import warnings
+
+from flax import nnx
+import jax
+import numpy as np
+import pytest
+import scipy.signal
+from sklearn import metrics as sk_metrics
+
+from configs import pretrain as pretrain_config
+from configs import transfer as transfer_config
+from sleepjax.data import downstream_pipeline as dpipe
+from sleepjax.data import errors
+from sleepjax.train import finetune
+from sleepjax.train import pretrain
+
+SFREQ = 128.0
+N_TIMES = 256  # 2 s: eight 32-sample tokens.
+N_CH = 3
+CLASSES = ("slow", "mid", "fast")
+
+
+def _downstream_source(n_subjects: int, per_subject: int, seed: int, prefix: str) -> list[dict]:
+  """Wake-EEG-like windows whose dominant frequency is set by the class (something to learn)."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(N_TIMES) / SFREQ
+  out = []
+  for s in range(n_subjects):
+    for i in range(per_subject):
+      label = int((i + s) % len(CLASSES))
+      base = 20.0 * np.sin(2 * np.pi * (3 + 9 * label) * t + rng.uniform(0, 2 * np.pi))
+      x = base[None] * (1 + 0.2 * np.arange(N_CH))[:, None] + rng.normal(0, 4.0, (N_CH, N_TIMES))
+      pos = rng.normal(size=(N_CH, 3))
+      pos /= np.linalg.norm(pos, axis=-1, keepdims=True)
+      out.append({"signals": {"eeg": x.astype(np.float32)}, "positions": {"eeg": pos.astype(np.float32)},
+                  "label": label, "subject_id": f"{prefix}{s:03d}".encode(), "record_id": f"{prefix}{s}R{i}"})
+  return out
+
+
+@pytest.fixture(scope="module")
+def sources():
+  return {"train": _downstream_source(4, 12, 0, "TR"), "validation": _downstream_source(1, 12, 1, "VA"),
+          "test": _downstream_source(2, 12, 2, "TE")}
+
+
+def _config(**overrides):
+  c = transfer_config.get_config("tiny")
+  c.unlock()
+  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
+                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": False, "window_s": 2.0})
+  c.data.sfreq = SFREQ
+  c.data.class_names = CLASSES
+  c.optimizer.learning_rate = 3e-3
+  c.batch_size = 8
+  c.eval_batch_size = 16
+  c.seeds = (0,)
+  for key, value in overrides.items():
+    *path, last = key.split(".")
+    node = c
+    for p in path:
+      node = node[p]
+    node[last] = value
+  return c
+
+
+def _leaves(tree):
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Input pipeline.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_eeg_scaling_clips_at_50_uv_then_divides_by_10():
+  x = np.array([[-120.0, -50.0, -7.0, 0.0, 33.0, 50.0, 400.0]], np.float32)
+  np.testing.assert_allclose(dpipe.scale_signals(x, "eeg"), [[-5, -5, -0.7, 0, 3.3, 5, 5]], rtol=1e-6)
+  # ECG: uV -> mV, clipped at +-5 mV.
+  np.testing.assert_allclose(dpipe.scale_signals(np.array([1200.0, -9000.0]), "ecg"), [1.2, -5.0], rtol=1e-6)
+  with pytest.raises(ValueError, match="resp"):
+    dpipe.scale_signals(x, "resp")
+
+
+def test_preprocess_resamples_160_to_128_hz_keeping_the_frequency():
+  # eegmmidb: 4-s windows at 160 Hz -> 512 samples at 128 Hz, four 1-s patches.
+  t = np.arange(640) / 160.0
+  x = (10 * np.sin(2 * np.pi * 10 * t))[None, None].astype(np.float32)
+  y = dpipe.preprocess(x, sfreq=160.0, target_sfreq=128.0, patch_size=128, modality="eeg")
+  assert y.shape == (1, 1, 512) and y.dtype == np.float32
+  freqs, power = scipy.signal.periodogram(y[0, 0], fs=128.0)
+  assert abs(freqs[np.argmax(power)] - 10.0) < 0.3
+  # Amplitude kept through resampling (10 uV -> 1.0 after the EEG scaling), away from the edges.
+  assert abs(np.max(np.abs(y[0, 0, 64:-64])) - 1.0) < 0.05
+
+
+def test_preprocess_pads_a_short_window_to_one_patch_and_bonn_ratio():
+  # MIT-BIH `beat` windows (252 samples at 360 Hz) are shorter than one 1-s patch at 128 Hz.
+  y = dpipe.preprocess(np.ones((2, 2, 252), np.float32) * 500, sfreq=360.0, target_sfreq=128.0, patch_size=128,
+                       modality="ecg")
+  assert y.shape == (2, 2, 128)
+  assert np.all(y[..., 100:] == 0)  # Zero padding after the 90 resampled samples.
+  up, down = dpipe.resample_ratio(173.61, 128.0)
+  assert abs(up / down - 128.0 / 173.61) < 1e-4 * 128.0 / 173.61 and down <= 200
+
+
+def test_load_split_errors_and_masks(sources):
+  arrays = dpipe.load_split(sources["test"], modality="eeg", sfreq=SFREQ, target_sfreq=SFREQ, patch_size=32)
+  assert arrays["signals"].shape == (24, N_CH, N_TIMES) and arrays["mask"].all()
+  assert arrays["subject_id"][0] == "TE000"
+  with pytest.raises(errors.RecordingError, match="mitdb/context.*signals/ecg"):
+    dpipe.load_split(sources["test"], modality="ecg", sfreq=SFREQ, target_sfreq=SFREQ, patch_size=32,
+                     name="mitdb/context[test]")
+  dropped = dpipe.drop_channels(arrays, [2])
+  assert dropped["mask"][:, 2].all() and not dropped["mask"][:, :2].any()
+  batches = list(dpipe.batches(arrays, 16, shuffle=False))
+  assert [b["valid"].sum() for b in batches] == [16, 8] and batches[1]["signals"].shape == (16, N_CH, N_TIMES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trainer.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_step_learns_one_batch_and_is_deterministic(sources):
+  config = _config(**{"model.mask_rate": 0.25})
+  enc = finetune.encoder_config_for(config, False, None)
+  data, names = finetune.load_data(config, enc, sources)
+  batch = next(dpipe.batches(data["train"], 16, shuffle=True, seed=0, drop_remainder=True))
+  final = []
+  for _ in range(2):
+    static, state = finetune.init_state(config, enc, len(names), strategy="scratch", seed=0)
+    loss = []
+    for _ in range(25):
+      state, m = finetune._jit_train_step(static, state, batch)
+      loss.append(float(m["loss"]))
+    final.append(_leaves(state["params"]))
+  assert loss[-1] < 0.5 * loss[0], loss[::5]
+  for a, b in zip(*final):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_train_one_beats_chance_and_metrics_match_sklearn(sources):
+  config = _config(**{"max_steps": 60, "eval_every": 20, "patience": 3})
+  enc = finetune.encoder_config_for(config, False, None)
+  data, names = finetune.load_data(config, enc, sources)
+  run = finetune.train_one(config, data, names, enc, strategy="scratch", seed=0)
+  y = data["test"]["label"]
+  probs = np.asarray(jax.nn.softmax(run["logits"], axis=-1), np.float64)
+  m = run["metrics"]
+  assert m["balanced_accuracy"] > 0.6  # Chance is 1/3.
+  assert m["balanced_accuracy"] == pytest.approx(sk_metrics.balanced_accuracy_score(y, probs.argmax(-1)), abs=1e-12)
+  assert m["auroc"] == pytest.approx(sk_metrics.roc_auc_score(y, probs, multi_class="ovr", average="macro"),
+                                     abs=1e-9)
+  assert m["kappa"] == pytest.approx(sk_metrics.cohen_kappa_score(y, probs.argmax(-1)), abs=1e-9)
+  assert m["weighted_f1"] == pytest.approx(sk_metrics.f1_score(y, probs.argmax(-1), average="weighted"), abs=1e-9)
+  assert 1 <= run["best_step"] <= run["steps"] <= 60
+
+
+def test_binary_balanced_accuracy_is_mean_recall():
+  # 9 negatives all right, 1 positive missed: accuracy 0.9, balanced accuracy 0.5 (SPEC).
+  y = np.array([0] * 9 + [1])
+  logits = np.tile([[2.0, 0.0]], (10, 1))
+  logits[0] = [0.0, 1.0]  # A false positive ranked above the positive: AUROC < 1.
+  m = finetune.classification_metrics(y, logits, ["a", "b"])
+  assert m["balanced_accuracy"] == pytest.approx(sk_metrics.balanced_accuracy_score(y, logits.argmax(-1)))
+  scores = np.asarray(jax.nn.softmax(logits, axis=-1))[:, 1]
+  assert m["auroc"] == pytest.approx(sk_metrics.roc_auc_score(y, scores))
+
+
+@pytest.fixture(scope="module")
+def pretrain_workdir(tmp_path_factory):
+  from tests.train.conftest import fake_source
+  c = pretrain_config.get_config("tiny")
+  c.unlock()
+  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
+                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": True})
+  c.data.window_epochs = 2
+  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",)}
+  c.batch_size = 8
+  c.steps = 3
+  c.checkpoint_every = 3
+  c.log_every = 3
+  workdir = tmp_path_factory.mktemp("pretrain")
+  _, state, _ = pretrain.train(c, str(workdir), train_source=fake_source())
+  # A pretraining run's own config, as a workdir would keep it: records which data it saw.
+  (workdir / "config.json").write_text(c.to_json())
+  return workdir, nnx.to_pure_dict(jax.device_get(state["params"]))["encoder"]
+
+
+def test_pretrained_encoder_restored_exactly_and_frozen_stays_bit_identical(sources, pretrain_workdir):
+  workdir, encoder_params = pretrain_workdir
+  config = _config(**{"pretrained_workdir": str(workdir), "max_steps": 4, "eval_every": 2})
+  pre = finetune.load_pretrained(config, "eeg")
+  assert pre.step == 3 and pre.group == "bas" and pre.checkpoint.endswith("checkpoints/3")
+  assert pre.data.startswith("synthetic_psg/tiny")
+  enc = finetune.encoder_config_for(config, True, pre)
+  assert enc.embed_dim == 16 and enc.patch_size == 32 and enc.channel_encoding
+  static, state = finetune.init_state(config, enc, 3, strategy="frozen", seed=5)
+  state = finetune.load_encoder_into(state, pre)
+  loaded = nnx.to_pure_dict(state["params"])["encoder"]
+  flat_ref = jax.tree_util.tree_flatten_with_path(encoder_params)[0]
+  flat_got = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
+  assert len(flat_ref) == len(flat_got) > 10
+  for path, ref in flat_ref:
+    np.testing.assert_array_equal(np.asarray(flat_got[path]), np.asarray(ref), err_msg=str(path))
+
+  before_enc = _leaves(nnx.to_pure_dict(state["params"])["encoder"])
+  before_stats = _leaves(state["batch_stats"])
+  before_head = _leaves(nnx.to_pure_dict(state["params"])["head"])
+  data, _ = finetune.load_data(config, enc, sources)
+  batch = next(dpipe.batches(data["train"], 8, shuffle=True, seed=0, drop_remainder=True))
+  for _ in range(3):
+    state, _ = finetune._jit_train_step(static, state, batch)
+  for a, b in zip(before_enc, _leaves(nnx.to_pure_dict(state["params"])["encoder"])):
+    np.testing.assert_array_equal(a, b)
+  for a, b in zip(before_stats, _leaves(state["batch_stats"])):
+    np.testing.assert_array_equal(a, b)
+  assert any(not np.array_equal(a, b) for a, b in zip(before_head, _leaves(nnx.to_pure_dict(state["params"])["head"])))
+
+
+def test_pretrained_needs_a_config_and_checkpoints(pretrain_workdir, tmp_path):
+  workdir, _ = pretrain_workdir
+  with pytest.raises(ValueError, match="no config.json"):
+    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path), "pretrained_config": ""}), "eeg")
+  (tmp_path / "config.json").write_text((workdir / "config.json").read_text())
+  with pytest.raises(FileNotFoundError, match="no pretraining checkpoints"):
+    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path)}), "eeg")
+
+
+def test_ablation_helpers():
+  assert finetune.ablation_sizes(2, ()) == [1, 2]
+  assert finetune.ablation_sizes(64, ()) == [1, 2, 4, 8, 16, 32, 64]
+  assert finetune.ablation_sizes(64, (1, 16, 100)) == [1, 16]
+  curve = [{"k": 1, "mean": 0.5}, {"k": 2, "mean": 0.76}, {"k": 4, "mean": 0.79}]
+  assert finetune.smallest_k_reaching(curve, 0.8) == 2  # 0.95 * 0.8 = 0.76.
+  assert finetune.smallest_k_reaching(curve, 0.9) is None
+
+
+def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
+  config = transfer_config.get_config("tiny")
+  config.unlock()
+  config.data.data_dir = str(tmp_path / "tfds")
+  config.seeds = (0,)
+  config.strategies = ("scratch", "frozen")  # No pretrained_workdir: frozen is skipped with a note.
+  config.ablation.sizes = (1, 64)
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # 2 test windows: some per-class metrics are undefined.
+    rows = finetune.train_and_evaluate(config, str(tmp_path / "work"))
+  assert [(r["strategy"], r["channel_encoding"]) for r in rows] == [("scratch", True)]
+  md = (tmp_path / "work" / "transfer.md").read_text()
+  assert "balanced_accuracy" in md and "eegmmidb_tiny" in md and "Skipped strategies ['frozen']" in md
+  table = json.loads((tmp_path / "work" / "transfer.json").read_text())
+  assert 0.0 <= table[0]["balanced_accuracy"] <= 1.0 and table[0]["n_seeds"] == 1
+  assert (tmp_path / "work" / "channel_ablation.png").stat().st_size > 1000
+  curve = (tmp_path / "work" / "channel_ablation.csv").read_text().splitlines()
+  assert curve[0].startswith("task,metric,k,mean") and len(curve) == 3
