@@ -31,7 +31,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
-from sleepjax.data import pipeline
 from tfds_builders import _common
 from tfds_builders.tuab import tuh_eeg
 
@@ -110,22 +109,10 @@ class Tuab(_common.ArrayRecordBuilder):
         logging.warning("tuab: ignoring %s", e)
         continue
       files[partition].append((path, label, subject, record))
-    if not files["train"] and not files["eval"]:
-      raise errors.RecordingError(os.fspath(dl_manager.manual_dir), "no TUAB .edf files found under train/ or eval/")
-    overlap = {f[2] for f in files["train"]} & {f[2] for f in files["eval"]}
-    if overlap:
-      # TUAB's partitions are patient-disjoint; a mixed tree would leak subjects into the test set.
-      raise errors.RecordingError(os.fspath(dl_manager.manual_dir),
-                                  f"subjects in both train and eval: {sorted(overlap)[:5]}")
-    assign = pipeline.subject_split([f[2] for f in files["train"]], validation_fraction=VALIDATION_FRACTION,
-                                    test_fraction=0.0)
-    by_split = {
-        "train": [f for f in files["train"] if assign[f[2]] == "train"],
-        "validation": [f for f in files["train"] if assign[f[2]] == "validation"],
-        "test": files["eval"],
-    }
+    by_split = tuh_eeg.partition_splits(files, lambda f: f[2], dl_manager.manual_dir, "TUAB",
+                                        validation_fraction=VALIDATION_FRACTION)
     # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
-    return {split: self._generate_examples(split, f) for split, f in by_split.items() if f}
+    return {split: self._generate_examples(split, f) for split, f in by_split.items()}
 
   def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import fractions
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from scipy import signal as sps
@@ -26,6 +26,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import channels
 from sleepjax.data import edf
 from sleepjax.data import errors
+from sleepjax.data import pipeline
 
 # The 19 electrodes of the international 10-20 system kept by TUAB/TUEV studies, in TUH's order
 # and TUH's (old 10-20) names: T3/T4/T5/T6 are T7/T8/P7/P8 in 10-10 terms (positions handle
@@ -188,3 +189,36 @@ def store_build_report(builder, split: str, n_recordings: int, failures: Sequenc
   builder.info.metadata.setdefault("build_report", {})[split] = {
       "n_recordings": int(n_recordings), "n_failed": len(failures), "failures": list(failures),
       "n_examples": int(n_examples), **{k: int(v) for k, v in extra.items()}}
+
+
+def partition_splits(files: dict[str, list], subject_of: Callable[[tuple], str], manual_dir, dataset: str, *,
+                     validation_fraction: float = 0.1) -> dict[str, list]:
+  """TUH train/eval partitions -> train / validation / test file lists, subject-wise.
+
+  TUH's official `eval` partition is the test split; validation subjects are drawn from `train` with
+  `sleepjax.data.pipeline.subject_split`. Empty splits are left out (TFDS refuses them).
+
+  Args:
+    files: {"train": [...], "eval": [...]}, one tuple per EDF file.
+    subject_of: the subject id of one tuple.
+    manual_dir: the folder the files came from (for error messages).
+    dataset: "TUAB" or "TUEV" (for error messages).
+    validation_fraction: share of the train subjects used for validation.
+
+  Raises:
+    RecordingError: no file in either partition, or a subject in both (TUH's partitions are
+      patient-disjoint; a mixed tree would leak subjects into the test set).
+  """
+  if not files["train"] and not files["eval"]:
+    raise errors.RecordingError(os.fspath(manual_dir), f"no {dataset} .edf files found under train/ or eval/")
+  overlap = {subject_of(f) for f in files["train"]} & {subject_of(f) for f in files["eval"]}
+  if overlap:
+    raise errors.RecordingError(os.fspath(manual_dir), f"subjects in both train and eval: {sorted(overlap)[:5]}")
+  assign = pipeline.subject_split([subject_of(f) for f in files["train"]],
+                                  validation_fraction=validation_fraction, test_fraction=0.0)
+  by_split = {
+      "train": [f for f in files["train"] if assign[subject_of(f)] == "train"],
+      "validation": [f for f in files["train"] if assign[subject_of(f)] == "validation"],
+      "test": files["eval"],
+  }
+  return {split: f for split, f in by_split.items() if f}
