@@ -49,6 +49,11 @@ def _encoder(preset: str, **changes) -> ml_collections.ConfigDict:
   return ml_collections.ConfigDict(fields)
 
 
+def _none(field_type):
+  """None that can still be set from the command line (--config.pretrained_workdir=/path)."""
+  return ml_collections.config_dict.placeholder(field_type)
+
+
 def _base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.task = "finetune"
@@ -57,24 +62,24 @@ def _base() -> ml_collections.ConfigDict:
   c.strategies = ("scratch", "pretrained", "frozen")
   c.channel_encodings = (False, True)
 
-  c.pretrained_workdir = None  # A pretraining workdir (checkpoints/<step>/); None skips pretrained strategies.
+  c.pretrained_workdir = _none(str)  # A pretraining workdir (checkpoints/<step>/); None skips pretrained strategies.
   c.pretrained_config = _PRETRAIN_CONFIG  # "path/pretrain.py:VARIANT" the workdir was trained with.
-  c.pretrained_step = None  # None: the latest checkpoint.
-  c.pretrained_group = None  # None: eeg -> "bas", ecg -> "ecg".
+  c.pretrained_step = _none(int)  # None: the latest checkpoint.
+  c.pretrained_group = _none(str)  # None: eeg -> "bas", ecg -> "ecg".
 
   c.data = ml_collections.ConfigDict()
   c.data.builder_module = "tfds_builders.eegmmidb"
   c.data.name = "eegmmidb"
   c.data.builder_config = "motor_imagery"
-  c.data.data_dir = None  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.data_dir = _none(str)  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.manual_dir = os.path.join(_SHARED, "eegmmidb")
   c.data.modality = "eeg"
   c.data.sfreq = 160.0  # Hz of the stored windows (eegmmidb 160).
   c.data.train_split = "train"
   c.data.validation_split = "validation"  # "" or missing: 10% of the training subjects.
   c.data.test_split = "test"
-  c.data.max_train_examples = None
-  c.data.max_eval_examples = None
+  c.data.max_train_examples = _none(int)
+  c.data.max_eval_examples = _none(int)
   c.data.class_names = ()  # Only for in-memory sources (tests); builders name their classes.
   c.data_seed = 0
 
