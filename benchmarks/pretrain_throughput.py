@@ -21,10 +21,16 @@ Reference: the official PyTorch SleepFM-Clinical model runs this LOO step at 3.4
   python benchmarks/pretrain_throughput.py                       # batch 4 and 8, float32, 5 steps
   python benchmarks/pretrain_throughput.py --batch_sizes=4 --dtype=bfloat16 --steps=10
   python benchmarks/pretrain_throughput.py --profile             # + where the time goes
+  python benchmarks/pretrain_throughput.py --tokenizer_variants=5520   # tokenizer formulations only
 
 `--profile` adds forward+backward timings of the parts of the encoder (tokenizer, channel
 pooling, temporal transformer + pooling) on the same inputs, and `--trace_dir=DIR` writes a
 `jax.profiler` trace of the timed steps for TensorBoard/Perfetto.
+
+`--tokenizer_variants=N` skips the step and instead times equivalent formulations of the patch
+tokenizer's six conv blocks (NWC, NCW, mixed layouts, polyphase stride-1 convolutions, im2col for
+the first block) forward and forward+backward on N patches, by CPU time, with each variant's
+deviation from the NWC formulation that `PatchTokenizer` runs.
 
 Numbers measured on a shared machine are noisy: re-measure on a quiet one with the command above.
 """
@@ -64,6 +70,11 @@ def _parse_args(argv=None):
   p.add_argument("--profile", action="store_true", help="also time the encoder's parts (fwd+bwd)")
   p.add_argument("--trace_dir", default=None, help="write a jax.profiler trace of the timed steps here")
   p.add_argument("--output_json", default=None, help="also write the rows as JSON here")
+  p.add_argument("--tokenizer_variants", type=int, default=0, metavar="N",
+                 help="instead of the step: micro-benchmark equivalent formulations of the tokenizer's six "
+                      "conv blocks (forward+backward to the parameters) on N patches of 640 samples "
+                      "(5520 = 4 windows x 23 channels x 60 patches)")
+  p.add_argument("--reps", type=int, default=3, help="repeats per variant in --tokenizer_variants (min is kept)")
   p.add_argument("--_child", default=None, help=argparse.SUPPRESS)  # "batch,dtype": run one config.
   return p.parse_args(argv)
 
@@ -334,6 +345,126 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
 # ----------------------------------------------------------------------------------------------
 
 
+# ----------------------------------------------------------------------------------------------
+# Tokenizer micro-benchmark: equivalent formulations of the six conv blocks.
+# ----------------------------------------------------------------------------------------------
+
+
+def _tokenizer_variants(num_patches: int, reps: int) -> list[dict]:
+  """CPU ms of forward and forward+backward of the tokenizer's conv blocks, per formulation.
+
+  Every variant computes the same function as `PatchTokenizer`'s blocks in training mode
+  (Conv1d(k5, s2, p2) -> masked BatchNorm -> ELU -> LayerNorm over (length, channels) with its
+  (L, C) affine, then the mean over length), with the gradient taken with respect to the
+  parameters only, as in the training step. Variants:
+    nwc             XLA convolutions in (N, L, C) layout: what `PatchTokenizer` runs;
+    ncw             the same in (N, C, L) layout (the length axis minor: vectorises better
+                    while C is 1..16);
+    ncw<k>_nwc      NCW for the first k blocks, then NWC;
+    polyphase       each stride-2 k5 conv as one stride-1 k3 conv on the free reshape
+                    (N, L, C) -> (N, L/2, 2C) (even and odd phases side by side);
+    im2col1         the first block (1 input channel) as a matmul with a (L/2, 5) patch matrix.
+  Returns one dict per variant with fwd_ms, fwd_bwd_ms (minimum CPU ms of `reps` calls),
+  compile_s and the largest deviation from `nwc` (forward relative, gradient relative).
+  """
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax import lax
+
+  widths = (1, 4, 8, 16, 32, 64, 128)
+  lengths = (320, 160, 80, 40, 20, 10)
+  rng = np.random.default_rng(0)
+  params = [dict(w=jnp.asarray(rng.normal(size=(5, ci, co)).astype(np.float32) / np.sqrt(5 * ci)),
+                 b=jnp.asarray(0.1 * rng.normal(size=(co,)).astype(np.float32)),
+                 bn_scale=jnp.asarray(1 + 0.1 * rng.normal(size=(co,)).astype(np.float32)),
+                 bn_bias=jnp.asarray(0.1 * rng.normal(size=(co,)).astype(np.float32)),
+                 ln_scale=jnp.asarray(1 + 0.1 * rng.normal(size=(l, co)).astype(np.float32)),
+                 ln_bias=jnp.asarray(0.1 * rng.normal(size=(l, co)).astype(np.float32)))
+            for ci, co, l in zip(widths[:-1], widths[1:], lengths)]
+  x = jnp.asarray(rng.normal(size=(num_patches, 640)).astype(np.float32))
+  mask = jnp.ones((num_patches, 1, 1), bool).at[: num_patches // 23].set(False)  # some padded channels
+  cot = jnp.asarray(rng.normal(size=(num_patches, 128)).astype(np.float32))
+
+  def norms(h, p, ch_axis):
+    red = (0, 2) if ch_axis == 1 else (0, 1)
+    per_ch = (lambda v: v[:, None]) if ch_axis == 1 else (lambda v: v)
+    mean = jnp.mean(h, red, keepdims=True, where=mask)
+    var = jnp.maximum(jnp.mean(h * h, red, keepdims=True, where=mask) - mean * mean, 0.0)
+    h = (h - mean) * lax.rsqrt(var + 1e-5) * per_ch(p["bn_scale"]) + per_ch(p["bn_bias"])
+    h = jax.nn.elu(h)
+    mean = jnp.mean(h, (1, 2), keepdims=True)
+    var = jnp.mean(jnp.square(h - mean), (1, 2), keepdims=True)
+    s, b = (p["ln_scale"].T, p["ln_bias"].T) if ch_axis == 1 else (p["ln_scale"], p["ln_bias"])
+    return (h - mean) * lax.rsqrt(var + 1e-5) * s + b
+
+  def conv_nwc(h, p):
+    return lax.conv_general_dilated(h, p["w"], (2,), ((2, 2),), dimension_numbers=("NWC", "WIO", "NWC")) + p["b"]
+
+  def conv_ncw(h, p):
+    return (lax.conv_general_dilated(h, p["w"], (2,), ((2, 2),), dimension_numbers=("NCW", "WIO", "NCW"))
+            + p["b"][:, None])
+
+  def conv_polyphase(h, p):
+    n, l, c = h.shape
+    w = p["w"]
+    # y[i] = sum_k w[k] x[2i + k - 2] = (w0, w2, w4) * even[i-1..i+1] + (w1, w3, 0) * odd[i-1..i+1].
+    kernel = jnp.concatenate([w[0::2], jnp.concatenate([w[1::2], jnp.zeros_like(w[:1])], 0)], axis=1)
+    y = lax.conv_general_dilated(h.reshape(n, l // 2, 2 * c), kernel, (1,), ((1, 1),),
+                                 dimension_numbers=("NWC", "WIO", "NWC"))
+    return y + p["b"]
+
+  def conv_im2col(h, p):
+    n, l, c = h.shape
+    xp = jnp.pad(h.reshape(n, l // 2, 2 * c), ((0, 0), (1, 1), (0, 0)))
+    cols = jnp.concatenate([xp[:, :-2], xp[:, 1:-1], xp[:, 2:, :c]], axis=-1)  # x[2i-2 .. 2i+2]
+    return cols @ p["w"].reshape(5 * c, -1) + p["b"]
+
+  def stack(first_ncw: int, conv_rest=conv_nwc, conv_first=None):
+    def f(ps, x):
+      h = x[:, None, :] if first_ncw else x[:, :, None]
+      for i, p in enumerate(ps):
+        if i < first_ncw:
+          h = norms(conv_ncw(h, p), p, 1)
+          if i == first_ncw - 1:
+            h = jnp.swapaxes(h, 1, 2)
+        else:
+          conv = conv_first if (i == 0 and conv_first is not None) else conv_rest
+          h = norms(conv(h, p), p, 2)
+      return jnp.mean(h, axis=1)
+    return f
+
+  variants = {"nwc": stack(0), "ncw": stack(6), "ncw2_nwc": stack(2), "ncw3_nwc": stack(3),
+              "ncw4_nwc": stack(4), "polyphase": stack(0, conv_polyphase), "im2col1": stack(0, conv_first=conv_im2col)}
+  rows, ref = [], None
+  for name, f in variants.items():
+    fwd = jax.jit(f)
+    grad = jax.jit(jax.grad(lambda ps, x: jnp.sum(f(ps, x) * cot)))
+    c0 = _cpu_s()
+    y, g = jax.block_until_ready((fwd(params, x), grad(params, x)))
+    compile_s = _cpu_s() - c0
+    f_ms, fb_ms = [], []
+    for _ in range(reps):
+      c0 = _cpu_s()
+      jax.block_until_ready(fwd(params, x))
+      f_ms.append(1e3 * (_cpu_s() - c0))
+      c0 = _cpu_s()
+      jax.block_until_ready(grad(params, x))
+      fb_ms.append(1e3 * (_cpu_s() - c0))
+    row = {"variant": name, "fwd_ms": min(f_ms), "fwd_bwd_ms": min(fb_ms), "compile_s": compile_s}
+    if ref is None:
+      ref = (y, g)
+    else:
+      row["fwd_rel_err"] = float(jnp.max(jnp.abs(y - ref[0])) / jnp.max(jnp.abs(ref[0])))
+      # Conv biases feed BatchNorm, so their gradient is exactly zero in exact arithmetic and
+      # rounding noise in float32: they are left out of the comparison.
+      row["grad_rel_err"] = max(float(jnp.max(jnp.abs(a[k] - b[k])) / jnp.max(jnp.abs(a[k])))
+                                for a, b in zip(ref[1], g) for k in a if k != "b")
+    rows.append(row)
+    print(f"[tokenizer] {name}: {row}", file=sys.stderr, flush=True)
+  return rows
+
+
 def _fmt(v, f=".2f"):
   if v is None:
     return "-"
@@ -345,6 +476,20 @@ def main(argv=None) -> int:
   if args._child:
     b, d = args._child.split(",")
     print("RESULT " + json.dumps(run_one(int(b), d, args)), flush=True)
+    return 0
+
+  if args.tokenizer_variants:
+    rows = _tokenizer_variants(args.tokenizer_variants, args.reps)
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(f"\nTokenizer conv blocks, {args.tokenizer_variants} patches of 640 samples, forward and forward+backward "
+          f"(parameter gradients); minimum CPU ms of {args.reps}; {os.cpu_count()} CPUs; load average "
+          f"{'/'.join(f'{x:.1f}' for x in load) if load else '?'}; jax {__import__('jax').__version__}\n")
+    print("| variant | fwd CPU ms | fwd+bwd CPU ms | vs nwc | fwd rel. err | grad rel. err |\n"
+          "|---|--:|--:|--:|--:|--:|")
+    for r in rows:
+      print(f"| {r['variant']} | {r['fwd_ms']:.0f} | {r['fwd_bwd_ms']:.0f} | "
+            f"{rows[0]['fwd_bwd_ms'] / r['fwd_bwd_ms']:.2f}x | {r.get('fwd_rel_err', 0.0):.1e} | "
+            f"{r.get('grad_rel_err', 0.0):.1e} |")
     return 0
 
   batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b]
