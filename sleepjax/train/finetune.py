@@ -573,6 +573,8 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
       bad += 1
       if bad >= config.patience:
         break
+  if best is None:  # Validation loss never finite: test the last parameters rather than none.
+    best = jax.device_get({k: state[k] for k in ("params", "batch_stats", "rest")})
   logits, test_loss = predict(static, best["params"], best["batch_stats"], best["rest"], data["test"],
                               config.eval_batch_size)
   test = classification_metrics(data["test"]["label"], logits, class_names)
