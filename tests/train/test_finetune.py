@@ -5,6 +5,7 @@ jitted steps compile once per model structure.
 """
 
 import json
+import pathlib
 import warnings
 
 from flax import nnx
@@ -232,6 +233,15 @@ def test_pretrained_needs_a_config_and_checkpoints(pretrain_workdir, tmp_path):
   (tmp_path / "config.json").write_text((workdir / "config.json").read_text())
   with pytest.raises(FileNotFoundError, match="no pretraining checkpoints"):
     finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path)}), "eeg")
+
+
+def test_pretrained_config_file_of_another_variant_fails_loudly(pretrain_workdir, tmp_path):
+  workdir, _ = pretrain_workdir
+  (tmp_path / "checkpoints").symlink_to(workdir / "checkpoints")  # No config.json here.
+  spec = str(pathlib.Path(transfer_config.__file__).with_name("pretrain.py")) + ":tiny"
+  # configs/pretrain.py:tiny has 5-s patches and E=32; the checkpoint was trained with 32-sample patches, E=16.
+  with pytest.raises(ValueError, match="does not match the pretraining config"):
+    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path), "pretrained_config": spec}), "eeg")
 
 
 def test_ablation_helpers():
