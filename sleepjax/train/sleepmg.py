@@ -757,5 +757,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     csv.writer(f).writerows(rows)
   with open(work / "results.json", "w", encoding="utf-8") as f:
     json.dump({"config": config.to_dict(), "runs": runs}, f, indent=1, default=str)
-  logging.info("SleepMG results:\n%s", table)
+  print(f"\nSubject-wise cross-validation, metrics pooled over folds ({work / 'results.md'}):\n{table}",
+        flush=True)
   return {"results": results, "table": table, "runs": runs}

@@ -200,3 +200,24 @@ def test_unknown_method_and_variant():
     sleepmg_config.get_config("huge")
   assert sleepmg_config.get_config("naivemg").methods == ("naivemg",)
   assert sleepmg_config.get_config().task == "sleepmg"
+
+
+@pytest.mark.slow
+def test_cli_tiny_writes_the_table(tmp_path):
+  """`python -m sleepjax.main --config=configs/sleepmg.py:tiny` on the synthetic_psg/sleepmg_tiny dataset."""
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  repo = pathlib.Path(__file__).resolve().parents[2]
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"))
+  cmd = [sys.executable, "-m", "sleepjax.main", f"--config={repo / 'configs' / 'sleepmg.py'}:tiny",
+         f"--workdir={tmp_path / 'work'}"]
+  out = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=1500)
+  assert out.returncode == 0, out.stderr[-4000:]
+  assert "Subject-wise cross-validation" in out.stdout
+  table = (tmp_path / "work" / "results.md").read_text()
+  for method in ("FeatureNet", "NaiveMG", "SleepMG"):
+    assert method in table, table
+  assert (tmp_path / "work" / "results.csv").exists()
+  assert (tmp_path / "work" / "imbalance.png").exists()
