@@ -238,6 +238,7 @@ _STATIC_CACHE: dict[Any, Static] = {}
 
 
 def head_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """`TransferModel` head keyword arguments from `config.model` (hidden width, dropout, mask rate)."""
   return {"hidden_dim": config.model.head_hidden_dim, "head_dropout": config.model.head_dropout,
           "mask_rate": config.model.mask_rate}
 
