@@ -253,6 +253,19 @@ def test_ablation_helpers():
   assert finetune.smallest_k_reaching(curve, 0.9) is None
 
 
+@pytest.mark.parametrize("retrain", [False, True])
+def test_channel_ablation_curve(sources, tmp_path, retrain):
+  config = _config(**{"max_steps": 4, "eval_every": 2, "ablation.sizes": (1, 2, 3), "ablation.draws": 2,
+                      "ablation.retrain": retrain, "ablation.channel_encoding": False})
+  out = finetune.channel_ablation(config, str(tmp_path), sources=sources)
+  assert [c["k"] for c in out["curve"]] == [1, 2, 3] and [c["n"] for c in out["curve"]] == [2, 2, 1]
+  assert len(out["draws"]) == 5 and all(len(d["channels"].split()) == d["k"] for d in out["draws"])
+  assert out["k95"] == finetune.smallest_k_reaching(out["curve"], out["full"])
+  if not retrain:  # Evaluate-only: the full montage is the trained model's own test score.
+    assert out["curve"][-1]["mean"] == pytest.approx(out["full"])
+  assert (tmp_path / "channel_ablation.png").exists() and (tmp_path / "channel_ablation_draws.csv").exists()
+
+
 def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
   config = transfer_config.get_config("tiny")
   config.unlock()
