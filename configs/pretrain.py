@@ -50,8 +50,9 @@ def _base() -> ml_collections.ConfigDict:
   c.data.builder_module = "tfds_builders.synthetic_psg"
   c.data.name = "synthetic_psg"
   c.data.builder_config = "default"
-  c.data.data_dir = None  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
-  c.data.manual_dir = None
+  # placeholder(str): None by default, yet overridable from the command line (a plain None is not).
+  c.data.data_dir = ml_collections.config_dict.placeholder(str)  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.manual_dir = ml_collections.config_dict.placeholder(str)
   c.data.modalities = ("eeg", "eog", "emg", "ecg", "resp")
   # SleepFM-Clinical feeds EEG + EOG as one "BAS" modality; the others stand alone.
   c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",), "emg": ("emg",), "resp": ("resp",)}
@@ -88,7 +89,7 @@ def _base() -> ml_collections.ConfigDict:
   c.log_every = 50
   c.checkpoint_every = 250
   c.keep_checkpoints = 3
-  c.num_devices = None  # None: every device of every process.
+  c.num_devices = ml_collections.config_dict.placeholder(int)  # None: every device of every process.
   c.progress_bar = True
   c.summary_only = False  # True: build the dataset, print its summary, stop.
 
@@ -98,7 +99,7 @@ def _base() -> ml_collections.ConfigDict:
   c.eval.fit_split = "train"
   c.eval.test_split = "validation+test"
   c.eval.batch_size = 32
-  c.eval.max_fit_windows = None
+  c.eval.max_fit_windows = ml_collections.config_dict.placeholder(int)
   return c
 
 

@@ -45,8 +45,8 @@ def _base() -> ml_collections.ConfigDict:
   c.data.name = "synthetic_psg"
   # 100 Hz, EEG 6 / EOG 2 / EMG 1 / ECG 1 per 30-s epoch: SleepMG's layout (resp is not used).
   c.data.builder_config = "sleepmg"
-  c.data.data_dir = None  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
-  c.data.manual_dir = None
+  c.data.data_dir = ml_collections.config_dict.placeholder(str)  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
+  c.data.manual_dir = ml_collections.config_dict.placeholder(str)
   # Every split is read and re-split by subject for cross-validation.
   c.data.splits = ("train", "validation", "test")
   # Order fixes the column blocks of G_y / G_d (the paper's u in {e, o, m, c}).
