@@ -441,6 +441,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     The probe table rows (pretrained and random-init encoders).
   """
   common.maybe_initialize_distributed()
+  if jax.process_index() == 0:
+    # The fine-tuning trainer rebuilds the encoder of a checkpoint from this file.
+    pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
+    (pathlib.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
   print_dataset_summary(config)
   if config.get("summary_only", False):
     return []
