@@ -451,6 +451,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
   static, state, init_params = train(config, workdir)
   rows = evaluate(config, workdir, static, state, init_params)
   table = report_lib.format_table(rows)
-  print("\nLinear probe on held-out subjects (frozen embeddings; "
-        f"fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}", flush=True)
+  print("\nLinear probe on frozen embeddings, pretrained vs random init "
+        f"(fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}", flush=True)
   return rows

@@ -131,7 +131,7 @@ def test_cli_tiny(tmp_path):
          f"--workdir={tmp_path / 'work'}"]
   out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-4000:]
-  assert "Linear probe on held-out subjects" in out.stdout
+  assert "Linear probe on frozen embeddings" in out.stdout
   assert (tmp_path / "work" / "probe.md").exists()
   assert (tmp_path / "work" / "metrics.jsonl").exists()
   # A second run resumes instead of restarting.
