@@ -38,7 +38,6 @@ References:
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import importlib.util
 import json

@@ -20,7 +20,7 @@ import functools
 import importlib
 import pathlib
 import time
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 from absl import logging
 from flax import nnx

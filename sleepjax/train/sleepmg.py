@@ -52,7 +52,6 @@ import dataclasses
 import functools
 import importlib
 import json
-import math
 import os
 import pathlib
 from collections.abc import Iterator, Mapping, Sequence

@@ -8,7 +8,6 @@ import collections
 
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from sleepjax.data import pipeline
 from sleepjax.data import synthetic
