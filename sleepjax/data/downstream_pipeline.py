@@ -27,6 +27,7 @@ import numpy as np
 import scipy.signal
 
 from sleepjax.data import errors
+from sleepjax.data import pipeline
 
 # The transfer paper's EEG protocol: clip at +-50 uV, divide by 10 uV.
 EEG_CLIP_UV = 50.0
@@ -156,8 +157,7 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
       raw.append(np.asarray(ex["signals"][modality], np.float32))
       positions.append(np.asarray(ex["positions"][modality], np.float32))
       labels.append(int(ex["label"]))
-      sid = ex["subject_id"]
-      subjects.append(sid.decode() if isinstance(sid, bytes) else str(sid))
+      subjects.append(pipeline.as_str(ex["subject_id"]))
     signals.append(preprocess(np.stack(raw), sfreq=sfreq, target_sfreq=target_sfreq, patch_size=patch_size,
                               modality=modality))
   x = np.concatenate(signals)

@@ -124,11 +124,12 @@ def subject_split(
 # ---------------------------------------------------------------------------------------------
 
 
-def _as_str(value: Any) -> str:
+def as_str(value: Any) -> str:
+  """A TFDS text feature as str: data sources return bytes (or a 0-d object array); tests use str."""
   if isinstance(value, bytes):
     return value.decode("utf-8")
   if isinstance(value, np.ndarray):
-    return _as_str(value.item())
+    return as_str(value.item())
   return str(value)
 
 
@@ -190,8 +191,8 @@ class WindowIndex:
     if window_epochs < 1 or stride_epochs < 1:
       raise ValueError(f"window_epochs and stride_epochs must be >= 1, got {window_epochs}, "
                        f"{stride_epochs}")
-    rec = np.asarray([_as_str(r) for r in record_ids], dtype=object)
-    sub = np.asarray([_as_str(s) for s in subject_ids], dtype=object)
+    rec = np.asarray([as_str(r) for r in record_ids], dtype=object)
+    sub = np.asarray([as_str(s) for s in subject_ids], dtype=object)
     ep = np.asarray(epoch_index, dtype=np.int64)
     if not (len(rec) == len(sub) == len(ep)):
       raise ValueError(f"record_ids, subject_ids and epoch_index differ in length: "
@@ -252,8 +253,8 @@ class WindowIndex:
     recs, subs, eps = [], [], []
     for i in range(len(source)):
       ex = source[i]
-      recs.append(_as_str(ex["record_id"]))
-      subs.append(_as_str(ex["subject_id"]))
+      recs.append(as_str(ex["record_id"]))
+      subs.append(as_str(ex["subject_id"]))
       eps.append(int(ex["epoch_index"]))
     return cls.from_arrays(recs, subs, eps, window_epochs=window_epochs,
                            stride_epochs=stride_epochs)
@@ -326,7 +327,7 @@ class _WindowAssembler:
         c = x.shape[0]
         if c0 + c > cap:
           raise ValueError(
-              f"record {_as_str(examples[0]['record_id'])}: {out_name!r} has "
+              f"record {as_str(examples[0]['record_id'])}: {out_name!r} has "
               f"{c0 + c} channels, more than its cap {cap}")
         # Epochs with NaN are dropped by the builder; this guards against other sources.
         sig[c0:c0 + c] = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
@@ -338,7 +339,7 @@ class _WindowAssembler:
         c0 += c
       signals[out_name], mask[out_name] = sig, m
       positions[out_name], position_mask[out_name] = pos, pm
-    subject = _as_str(examples[0]["subject_id"])
+    subject = as_str(examples[0]["subject_id"])
     return {
         "signals": signals,
         "mask": mask,
@@ -346,7 +347,7 @@ class _WindowAssembler:
         "position_mask": position_mask,
         "stage": np.asarray([int(ex["stage"]) for ex in examples], np.int32),
         "subject": np.int32(self._subject_of.get(subject, -1)),
-        "record_id": _as_str(examples[0]["record_id"]),
+        "record_id": as_str(examples[0]["record_id"]),
         "epoch_index": np.asarray([int(ex["epoch_index"]) for ex in examples], np.int32),
     }
 

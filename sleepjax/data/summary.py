@@ -7,10 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sleepjax.data import stages as stages_lib
-
-
-def _as_str(value: Any) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+from sleepjax.data.pipeline import as_str
 
 
 def split_summary(source: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -28,8 +25,8 @@ def split_summary(source: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
   counts = collections.Counter()
   for i in range(len(source)):
     ex = source[i]
-    subjects.add(_as_str(ex["subject_id"]))
-    records.add(_as_str(ex["record_id"]))
+    subjects.add(as_str(ex["subject_id"]))
+    records.add(as_str(ex["record_id"]))
     counts[int(ex["stage"])] += 1
   per_stage = {name: counts.get(k, 0) for k, name in enumerate(stages_lib.STAGE_NAMES)}
   per_stage["unscored"] = sum(v for k, v in counts.items() if k < 0)

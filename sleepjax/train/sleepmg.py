@@ -185,10 +185,6 @@ def make_toy_data(*, num_subjects: int = 4, epochs_per_subject: int = 40,
   return SleepData(signals, stage, subject.astype(object), record)
 
 
-def _as_str(x: Any) -> str:
-  return x.decode("utf-8") if isinstance(x, bytes) else str(x)
-
-
 def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
   """Reads every split of the configured TFDS dataset into memory (CV re-splits by subject).
 
@@ -216,8 +212,8 @@ def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
                            f"split {split!r} has no {m!r} signals (has {sorted(ex['signals'])})")
         sig[m].append(np.asarray(ex["signals"][m], np.float32))
       stage.append(int(ex["stage"]))
-      subject.append(_as_str(ex["subject_id"]))
-      record.append(_as_str(ex["record_id"]))
+      subject.append(pipeline.as_str(ex["subject_id"]))
+      record.append(pipeline.as_str(ex["record_id"]))
   signals = {m: np.stack(v) for m, v in sig.items()}
   for m, x in signals.items():
     if x.shape[-1] != featurenet.EPOCH_SAMPLES:
