@@ -132,11 +132,6 @@ def clamp_log_scale(params):
   return jax.tree_util.tree_map_with_path(clamp, params)
 
 
-def clamp_log_scale_only(params):
-  """The log-scale parameter t alone (a one-leaf pytree), for logging."""
-  return params["log_scale"]
-
-
 def contrastive_loss(loss_name: str, outputs, log_scale):
   """LOO (default) or pairwise loss on the pooled embeddings of every modality."""
   pooled = {m: out[1] for m, out in outputs.items()}
@@ -177,7 +172,7 @@ def train_step(static: Static, state: dict[str, Any], batch: Batch):
   new_state = {"step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
                "opt_state": opt_state, "rng": state["rng"]}
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
-             "log_scale": jax.tree_util.tree_leaves(clamp_log_scale_only(params))[0],
+             "log_scale": params["log_scale"][...],
              **{f"loss/{m}": v for m, v in aux["loss"].items()},
              **{f"retrieval_top1/{m}": v for m, v in aux["accuracy"].items()}}
   return new_state, metrics
