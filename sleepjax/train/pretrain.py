@@ -412,11 +412,9 @@ def evaluate(config, workdir, static: Static, state, init_params, *, fit_source=
   return rows
 
 
-def print_dataset_summary(config) -> str:
-  """Builds the dataset if needed and prints subjects, recordings and epochs per stage per split."""
-  summaries = {}
-  for split in dict.fromkeys((config.data.train_split, config.eval.fit_split, config.eval.test_split)):
-    summaries[split] = summary_lib.split_summary(load_source(config, split))
+def print_dataset_summary(config, sources: Mapping[str, Any]) -> str:
+  """Prints subjects, recordings and epochs per stage of every split in `sources` (split -> source)."""
+  summaries = {split: summary_lib.split_summary(source) for split, source in sources.items()}
   title = f"Dataset {config.data.name}/{config.data.builder_config}"
   if config.data.name == "synthetic_psg":
     title += " (SYNTHETIC signals from sleepjax.data.synthetic, not real recordings)"
@@ -440,11 +438,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[
     # The fine-tuning trainer rebuilds the encoder of a checkpoint from this file.
     pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
     (pathlib.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
-  print_dataset_summary(config)
+  # Each split is prepared (built on first use) and opened once, for the summary, training and the probe.
+  splits = (config.data.train_split, config.eval.fit_split, config.eval.test_split)
+  sources = {split: load_source(config, split) for split in dict.fromkeys(splits)}
+  print_dataset_summary(config, sources)
   if config.get("summary_only", False):
     return []
-  static, state, init_params = train(config, workdir)
-  rows = evaluate(config, workdir, static, state, init_params)
+  static, state, init_params = train(config, workdir, train_source=sources[config.data.train_split])
+  rows = evaluate(config, workdir, static, state, init_params, fit_source=sources[config.eval.fit_split],
+                  test_source=sources[config.eval.test_split])
   table = report_lib.format_table(rows)
   print("\nLinear probe on frozen embeddings, pretrained vs random init "
         f"(fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}", flush=True)
