@@ -41,6 +41,34 @@ def fake_source(*, n_subjects: int = 3, epochs_per_record: int = 8, samples_per_
 import pytest  # noqa: E402
 
 
+def tiny_pretrain_config(**overrides):
+  """configs/pretrain.py:tiny shrunk to a compile-in-seconds encoder on the fake montage.
+
+  Args:
+    **overrides: dotted config paths -> values, e.g. `**{"optimizer.name": "adamw", "steps": 2}`.
+  """
+  from configs import pretrain as pretrain_config  # pylint: disable=g-import-not-at-top
+  c = pretrain_config.get_config("tiny")
+  c.unlock()
+  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32,
+                          "num_layers": 1, "tokenizer_widths": (4, 8, 8, 8, 8, 8),
+                          "channel_encoding": True})
+  c.data.window_epochs = 2
+  # Two encoder modalities keep compile times short; LOO with M=2 is the CLIP loss.
+  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",)}
+  c.batch_size = 8
+  c.steps = 4
+  c.log_every = 2
+  c.checkpoint_every = 2
+  for key, value in overrides.items():
+    *parents, leaf = key.split(".")
+    target = c
+    for parent in parents:
+      target = target[parent]
+    target[leaf] = value
+  return c
+
+
 @pytest.fixture(name="fake_source")
 def fake_source_fixture():
   """The `fake_source` factory (call it with keyword arguments)."""

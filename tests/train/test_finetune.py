@@ -15,7 +15,6 @@ import pytest
 import scipy.signal
 from sklearn import metrics as sk_metrics
 
-from configs import pretrain as pretrain_config
 from configs import transfer as transfer_config
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
@@ -177,17 +176,8 @@ def test_binary_balanced_accuracy_is_mean_recall():
 
 @pytest.fixture(scope="module")
 def pretrain_workdir(tmp_path_factory):
-  from tests.train.conftest import fake_source
-  c = pretrain_config.get_config("tiny")
-  c.unlock()
-  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
-                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": True})
-  c.data.window_epochs = 2
-  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",)}
-  c.batch_size = 8
-  c.steps = 3
-  c.checkpoint_every = 3
-  c.log_every = 3
+  from tests.train.conftest import fake_source, tiny_pretrain_config
+  c = tiny_pretrain_config(steps=3, checkpoint_every=3, log_every=3)
   workdir = tmp_path_factory.mktemp("pretrain")
   _, state, _ = pretrain.train(c, str(workdir), train_source=fake_source())
   # A pretraining run's own config, as a workdir would keep it: records which data it saw.

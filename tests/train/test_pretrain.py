@@ -9,33 +9,14 @@ import jax
 import numpy as np
 import pytest
 
-from configs import pretrain as pretrain_config
 from sleepjax.train import common
 from sleepjax.train import pretrain
+from tests.train.conftest import tiny_pretrain_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _config(**overrides):
-  c = pretrain_config.get_config("tiny")
-  c.unlock()
-  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32,
-                          "num_layers": 1, "tokenizer_widths": (4, 8, 8, 8, 8, 8),
-                          "channel_encoding": True})
-  c.data.window_epochs = 2
-  # Two encoder modalities keep compile times short; LOO with M=2 is the CLIP loss.
-  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",)}
-  c.batch_size = 8
-  c.steps = 4
-  c.log_every = 2
-  c.checkpoint_every = 2
-  for k, v in overrides.items():
-    node, *path = k.split(".")
-    target = c
-    for p in [node, *path][:-1]:
-      target = target[p]
-    target[[node, *path][-1]] = v
-  return c
+_config = tiny_pretrain_config
 
 
 def _leaves(state):
