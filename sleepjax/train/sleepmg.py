@@ -701,6 +701,34 @@ def plot_confusion(cm: np.ndarray, path: str | os.PathLike, title: str) -> None:
   plt.close(fig)
 
 
+def _json_safe(value):
+  """NaN and inf -> None (JSON null), recursively: strict JSON has no NaN."""
+  if isinstance(value, float) and not np.isfinite(value):
+    return None
+  if isinstance(value, dict):
+    return {k: _json_safe(v) for k, v in value.items()}
+  if isinstance(value, (list, tuple)):
+    return [_json_safe(v) for v in value]
+  return value
+
+
+def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_rows) -> str:
+  """Writes imbalance.jsonl/.png and results.md/.csv/.json; returns the Markdown table."""
+  with open(work / "imbalance.jsonl", "w", encoding="utf-8") as f:
+    for row in log_rows:
+      # Methods without a domain head log NaN for it; strict JSON readers need null.
+      f.write(json.dumps(_json_safe(row), allow_nan=False) + "\n")
+  plot_imbalance(log_rows, work / "imbalance.png", seed=int(config.seeds[0]),
+                 smooth=int(config.get("plot_smoothing", 1)))
+  table, rows = results_table(results, label)
+  (work / "results.md").write_text(table, encoding="utf-8")
+  with open(work / "results.csv", "w", newline="", encoding="utf-8") as f:
+    csv.writer(f).writerows(rows)
+  with open(work / "results.json", "w", encoding="utf-8") as f:
+    json.dump({"config": config.to_dict(), "runs": runs}, f, indent=1, default=str)
+  return table
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        data: SleepData | None = None) -> dict[str, Any]:
   """Runs every method of `config.methods` for every seed of `config.seeds` and writes reports.
@@ -729,6 +757,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   log_rows: list[dict[str, Any]] = []
   results: dict[str, list[dict[str, float]]] = {}
   runs = []
+  label = config.get("dataset_label") or (config.data.name if config.data.source == "tfds" else "toy")
+  table = ""
   try:
     for method in config.methods:
       for seed in config.seeds:
@@ -738,20 +768,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         if seed == config.seeds[0]:
           plot_confusion(np.asarray(out["confusion"]), work / f"confusion_{method}.png",
                          f"{METHOD_NAMES.get(method, method)} (pooled over folds)")
+        # Reports are rewritten after every (method, seed): an interrupted multi-hour run keeps
+        # the table of everything finished so far.
+        table = _write_reports(work, config, label, results, runs, log_rows)
   finally:
     writer.close()
-  with open(work / "imbalance.jsonl", "w", encoding="utf-8") as f:
-    for row in log_rows:
-      f.write(json.dumps(row) + "\n")
-  plot_imbalance(log_rows, work / "imbalance.png", seed=int(config.seeds[0]),
-                 smooth=int(config.get("plot_smoothing", 1)))
-  label = config.get("dataset_label") or (config.data.name if config.data.source == "tfds" else "toy")
-  table, rows = results_table(results, label)
-  (work / "results.md").write_text(table, encoding="utf-8")
-  with open(work / "results.csv", "w", newline="", encoding="utf-8") as f:
-    csv.writer(f).writerows(rows)
-  with open(work / "results.json", "w", encoding="utf-8") as f:
-    json.dump({"config": config.to_dict(), "runs": runs}, f, indent=1, default=str)
   print(f"\nSubject-wise cross-validation, metrics pooled over folds ({work / 'results.md'}):\n{table}",
         flush=True)
   return {"results": results, "table": table, "runs": runs}

@@ -139,6 +139,21 @@ def test_subject_folds_and_split_are_subject_wise(data):
     sleepmg.subject_folds(data.subject, 4, seed=0)
 
 
+def _reject_nan(token):
+  raise AssertionError(f"imbalance.jsonl is not strict JSON: {token}")
+
+
+def test_imbalance_log_is_strict_json_with_null_for_missing_heads(tmp_path, data):
+  config = _config()
+  config.methods = ("featurenet",)  # No domain head: its imbalance degree is undefined.
+  config.num_folds = 2
+  sleepmg.train_and_evaluate(config, str(tmp_path), data=data)
+  rows = [json.loads(line, parse_constant=_reject_nan)
+          for line in (tmp_path / "imbalance.jsonl").read_text().splitlines()]
+  assert rows and all(r["imbalance_d"] is None for r in rows)
+  assert all(isinstance(r["imbalance_y"], float) for r in rows)
+
+
 def test_tiny_cross_validation_end_to_end(tmp_path, data):
   config = _config()
   config.methods = ("naivemg", "sleepmg")
@@ -149,7 +164,8 @@ def test_tiny_cross_validation_end_to_end(tmp_path, data):
   table = (tmp_path / "results.md").read_text()
   assert "| toy | NaiveMG |" in table and "| toy | SleepMG |" in table
   assert len((tmp_path / "results.csv").read_text().strip().splitlines()) == 3
-  rows = [json.loads(line) for line in (tmp_path / "imbalance.jsonl").read_text().splitlines()]
+  rows = [json.loads(line, parse_constant=_reject_nan)
+          for line in (tmp_path / "imbalance.jsonl").read_text().splitlines()]
   # One row per step, fold and method; imbalance degrees logged for both heads.
   assert len(rows) == 2 * config.num_folds * config.steps
   assert all(np.isfinite(r["imbalance_y"]) and np.isfinite(r["imbalance_d"]) for r in rows)
