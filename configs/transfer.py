@@ -4,7 +4,7 @@ r"""Transfer of the sleep-pretrained encoder to wake EEG and ECG tasks (SPEC sec
       --config.pretrained_workdir=/tmp/sleepjax/pretrain --config.pretrained_config=configs/pretrain.py
 
 Variants (`--config=configs/transfer.py:NAME`), all on REAL data from ../shared/data/<name> (or a
-user's --config.data.manual_dir), except `tiny`:
+user's --config.data.manual_dir), except `ptbxl` (the user's download) and the `*tiny` ones:
   eegmmidb        motor imagery rest / left fist / right fist, 64 EEG channels, 4-s windows at 160 Hz;
                   subject-wise splits of the builder (n % 6: test 0, validation 5).
   eegmmidb_eyes   eyes open vs closed (baseline runs R01/R02). The project's copy holds S001 only,
@@ -16,8 +16,17 @@ user's --config.data.manual_dir), except `tiny`:
                   (4 s around the R peak), inter-patient DS1/DS2 split; training subset of 20000 beats.
   cinc2017        PhysioNet/CinC 2017 AF classification (normal, AF, other, noisy), 1 lead, 30 s at
                   300 Hz (record-level splits: no patient ids).
+  ptbxl           PTB-XL multilabel ECG: the six CODE-15 labels (1dAVb, RBBB, LBBB, SB, AF, ST) of the
+                  transfer paper's ECG head, sigmoid BCE; 12 leads, 10 s at 500 Hz (`500hz` config),
+                  strat_fold splits 1-8 / 9 / 10. The project has no copy: pass
+                  --config.data.manual_dir=/path/to/ptb-xl (the folder with ptbxl_database.csv);
+                  unset, it fails with that message unless the dataset is already built in data_dir
+                  (or --config.data.manual_dir_required=False lets the builder download the zip).
+                  Channel ablation over 1..12 leads on macro AUROC.
   tiny            seconds on a CPU (tests, CI): the eegmmidb builder's dummy data (2 windows per
                   split), a tiny encoder, 3 steps, scratch strategy only.
+  ptbxl_tiny      seconds on a CPU: the ptbxl builder's native-format dummy data (6 synthetic
+                  records: train 3 / validation 1 / test 2), tiny encoder, 3 steps, multilabel head.
 
 Strategies (`config.strategies`): scratch, pretrained, frozen. The pretrained ones need
 `config.pretrained_workdir` (a pretraining workdir with checkpoints) and, unless that workdir holds
@@ -73,6 +82,9 @@ def _base() -> ml_collections.ConfigDict:
   c.data.builder_config = "motor_imagery"
   c.data.data_dir = _none(str)  # None: $TFDS_DATA_DIR or ~/tensorflow_datasets.
   c.data.manual_dir = os.path.join(_SHARED, "eegmmidb")
+  # True: fail with a clear message when manual_dir is unset and the dataset is not built yet
+  # (datasets the project has no copy of, whose builder would otherwise try to download).
+  c.data.manual_dir_required = False
   c.data.modality = "eeg"
   c.data.sfreq = 160.0  # Hz of the stored windows (eegmmidb 160).
   c.data.train_split = "train"
@@ -148,6 +160,37 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.manual_dir = os.path.join(_SHARED, "cinc2017")
     c.data.modality = "ecg"
     c.data.sfreq = 300.0
+  elif variant in ("ptbxl", "ptbxl_tiny"):
+    # Multilabel: the builder's `labels` (6,) 0/1 vector makes the trainer use a sigmoid head + BCE.
+    c.data.builder_module = "tfds_builders.ptbxl"
+    c.data.name = "ptbxl"
+    c.data.builder_config = "500hz"  # Native records500; resampled to the encoder's 128 Hz.
+    c.data.manual_dir = _none(str)  # The user's PTB-XL 1.0.3 download (not in ../shared/data).
+    c.data.manual_dir_required = True
+    c.data.modality = "ecg"
+    c.data.sfreq = 500.0
+    # The builder stores no lead positions (NaN): a channel encoding would see zeros only.
+    c.channel_encodings = (False,)
+    c.ablation.enabled = True  # 12 leads: k = 1..12, evaluate-only.
+    c.ablation.channel_encoding = False
+    c.ablation.metric = "auroc"  # Macro AUROC: balanced accuracy does not apply to multilabel tasks.
+    if variant == "ptbxl_tiny":
+      c.name = "ptbxl_tiny"
+      c.data.manual_dir = os.path.join(_REPO, "tfds_builders", "ptbxl", "dummy_data")
+      c.data.manual_dir_required = False
+      c.data.data_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sleepjax_tfds_dummy")
+      c.model.encoder = _encoder("tiny", patch_size=128, embed_dim=16, num_heads=2, ff_dim=32,
+                                 tokenizer_widths=(4, 8, 8, 8, 8, 8), window_s=10.0)
+      c.model.head_hidden_dim = 16
+      c.seeds = (0,)
+      c.strategies = ("scratch",)
+      c.batch_size = 2
+      c.eval_batch_size = 2
+      c.max_steps = 3
+      c.eval_every = 1
+      c.patience = 2
+      c.ablation.sizes = (1, 12)
+      c.ablation.draws = 2
   elif variant == "tiny":
     # The eegmmidb builder's dummy EDFs: S001 (train), S005 (validation), S006 (test), 2 windows
     # each. A separate data_dir keeps the dummy build away from a real eegmmidb/motor_imagery.

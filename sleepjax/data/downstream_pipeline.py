@@ -3,7 +3,9 @@
 The transfer datasets (tfds_builders/{eegmmidb,bonn_eeg,mitdb,cinc2017}, docs/architecture.md section 3
 "Downstream examples") store one example per window at the recording's own rate, in microvolts:
 `signals/{modality}` (C, T) float32, `positions/{modality}` (C, 3) (NaN = unknown), `label` and
-`subject_id`. This module turns a split into in-memory arrays the fine-tuning trainer batches:
+`subject_id`. A multilabel dataset (tfds_builders/ptbxl: the six CODE-15 ECG labels) has `labels`, an
+(L,) int32 0/1 vector, instead of `label`; its arrays then carry a 2-D `label` (N, L). This module
+turns a split into in-memory arrays the fine-tuning trainer batches:
 
 1. resample to the encoder's rate (128 Hz in the transfer paper) with `scipy.signal.resample_poly`
    (polyphase FIR low-pass, so no aliasing);
@@ -122,7 +124,8 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
 
   Args:
     source: random-access examples (a `tfds.data_source` split or a list of dicts) with
-      `signals[modality]` (C, T) float32 uV, `positions[modality]` (C, 3), `label`, `subject_id`.
+      `signals[modality]` (C, T) float32 uV, `positions[modality]` (C, 3), `subject_id`, and either
+      `label` (int class index) or, for a multilabel task, `labels` ((L,) 0/1 vector).
     modality: "eeg" or "ecg".
     sfreq, target_sfreq, patch_size: see `preprocess`.
     max_examples: keep a seeded random subset of this many examples (None: all).
@@ -133,10 +136,12 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
   Returns:
     {"signals": (N, C, T') float32, "mask": (N, C) bool (all True: the montage is fixed),
      "positions": (N, C, 3) float32 (NaN -> 0), "position_mask": (N, C) bool (finite position),
-     "label": (N,) int32, "subject_id": (N,) object str}.
+     "label": (N,) int32 class indices, or (N, L) int32 0/1 for a multilabel split (examples with
+     `labels`), "subject_id": (N,) object str}.
 
   Raises:
-    errors.RecordingError: the split is empty, lacks the modality, or has no `label`.
+    errors.RecordingError: the split is empty, lacks the modality, has neither `label` nor
+      `labels`, mixes the two, or has a `labels` vector that is not 0/1 or changes length.
   """
   n_total = len(source)
   if n_total == 0:
@@ -152,16 +157,19 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
       if modality not in ex.get("signals", {}):
         raise errors.RecordingError(name, f"example {int(i)} has no signals/{modality} "
                                           f"(has {sorted(ex.get('signals', {}))})")
-      if "label" not in ex:
-        raise errors.RecordingError(name, f"example {int(i)} has no 'label' (a multi-label task?)")
+      labels.append(_example_label(ex, int(i), name))
       raw.append(np.asarray(ex["signals"][modality], np.float32))
       positions.append(np.asarray(ex["positions"][modality], np.float32))
-      labels.append(int(ex["label"]))
       subjects.append(pipeline.as_str(ex["subject_id"]))
     signals.append(preprocess(np.stack(raw), sfreq=sfreq, target_sfreq=target_sfreq, patch_size=patch_size,
                               modality=modality))
   x = np.concatenate(signals)
   pos = np.stack(positions)
+  kinds = {np.ndim(y) for y in labels}
+  if len(kinds) > 1:
+    raise errors.RecordingError(name, "examples mix a single `label` and a multilabel `labels` vector")
+  if kinds == {1} and len({len(y) for y in labels}) > 1:
+    raise errors.RecordingError(name, f"`labels` vectors of different lengths {sorted({len(y) for y in labels})}")
   finite = np.all(np.isfinite(pos), axis=-1)
   return {
       "signals": x,
@@ -171,6 +179,24 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
       "label": np.asarray(labels, np.int32),
       "subject_id": np.asarray(subjects, dtype=object),
   }
+
+
+def _example_label(ex: Mapping[str, Any], index: int, name: str) -> int | np.ndarray:
+  """An example's class index (int) or multilabel 0/1 vector ((L,) int32)."""
+  if "label" in ex:
+    return int(ex["label"])
+  if "labels" in ex:
+    y = np.asarray(ex["labels"])
+    if y.ndim != 1 or not np.all(np.isin(y, (0, 1))):
+      raise errors.RecordingError(name, f"example {index}: `labels` must be an (L,) 0/1 vector, got {y!r}")
+    return y.astype(np.int32)
+  raise errors.RecordingError(name, f"example {index} has neither 'label' (a class) nor 'labels' (multilabel); "
+                                    f"keys: {sorted(ex)}")
+
+
+def is_multilabel(arrays: Mapping[str, np.ndarray]) -> bool:
+  """True when `arrays` (the output of `load_split`) hold a multilabel (N, L) `label`."""
+  return np.ndim(arrays["label"]) == 2
 
 
 def drop_channels(arrays: Mapping[str, np.ndarray], keep: Sequence[int]) -> dict[str, np.ndarray]:
@@ -208,7 +234,7 @@ def batches(arrays: Mapping[str, np.ndarray], batch_size: int, *, shuffle: bool,
 
   Yields:
     {"signals": (B, C, T), "mask": (B, C), "positions": (B, C, 3), "position_mask": (B, C),
-     "label": (B,) int32, "valid": (B,) bool}.
+     "label": (B,) int32 or (B, L) int32 (multilabel), "valid": (B,) bool}.
   """
   n = len(arrays["label"])
   order = np.random.default_rng(seed).permutation(n) if shuffle else np.arange(n)

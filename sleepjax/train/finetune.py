@@ -6,6 +6,20 @@ default; the pretraining checkpoint's encoder config when one is loaded) -> per-
 `mask_rate`) -> mean over the kept tokens -> MLP head Linear(E, H) -> GELU -> Dropout ->
 Linear(H, K) -> logits.
 
+Single-label or multilabel, decided by the data (one rule): a split whose examples carry `labels`,
+an (L,) 0/1 vector (tfds_builders/ptbxl, the six CODE-15 ECG labels), is a multilabel task; examples
+with a class index `label` are single-label. `downstream_pipeline.load_split` turns the former into a
+2-D `label` (N, L), and everything below follows from that shape:
+  single-label  softmax cross-entropy with label smoothing; metrics from the argmax (balanced
+                accuracy, kappa, weighted F1, per-class F1) and one-vs-rest AUROC/AUPRC;
+  multilabel    one logit per label, sigmoid binary cross-entropy (`multilabel_bce`, label smoothing
+                the BCE way: target y (1 - eps) + eps / 2), the transfer paper's ECG protocol (CODE-15,
+                SPEC "Downstream transfer": "BCE loss; per-label threshold at the best F1"). Metrics:
+                macro and per-label AUROC, macro AUPRC, and F1 per label at the threshold that maximises
+                that label's F1 on the VALIDATION split (`metrics.best_f1_thresholds`), applied to test
+                (`metrics.multilabel_f1`). Balanced accuracy, kappa and weighted F1 are single-label
+                metrics: the table says "n/a (multilabel)" there.
+
 Strategies (the paper's three):
   scratch     random init, the whole model trained;
   pretrained  encoder weights (and BatchNorm statistics) from a pretraining workdir's checkpoint,
@@ -55,6 +69,7 @@ import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+import scipy.special
 
 from sleepjax import losses
 from sleepjax.data import downstream_pipeline as dpipe
@@ -69,6 +84,10 @@ STRATEGIES = ("scratch", "pretrained", "frozen")
 # Downstream modality -> the pretraining modality group whose encoder it takes.
 MODALITY_TO_GROUP = {"eeg": "bas", "eog": "bas", "ecg": "ecg", "emg": "emg", "resp": "resp"}
 METRIC_KEYS = ("balanced_accuracy", "auroc", "auprc", "kappa", "weighted_f1", "accuracy", "loss")
+MULTILABEL_METRIC_KEYS = ("auroc", "auprc", "macro_f1", "loss")
+# Table cell of a single-label metric on a multilabel task (a number there would be wrong).
+NOT_APPLICABLE = "n/a (multilabel)"
+SINGLE_LABEL_ONLY = ("balanced_accuracy", "kappa", "weighted_f1")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -81,7 +100,7 @@ class TransferModel(nnx.Module):
 
   Args:
     encoder_config: `EncoderConfig` (`encoder.transfer()` in the paper).
-    num_classes: K.
+    num_classes: K classes (softmax head) or L labels (multilabel sigmoid head).
     hidden_dim: H, width of the head's hidden layer.
     head_dropout: dropout rate before the head's output layer.
     mask_rate: probability of dropping each token in training (masked-time augmentation).
@@ -155,6 +174,7 @@ class Static:
   tx: optax.GradientTransformation
   frozen: bool
   label_smoothing: float
+  multilabel: bool = False
 
 
 def _param_labels(params):
@@ -179,6 +199,54 @@ def make_optimizer(config: ml_collections.ConfigDict, *, frozen: bool) -> optax.
   return tx
 
 
+def multilabel_bce(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None,
+                   label_smoothing: float = 0.0, reduction: str = "mean") -> jax.Array:
+  """Sigmoid binary cross-entropy of a multilabel head, averaged over labels.
+
+  Per example n: (1 / L) sum_l -[t_nl log sigmoid(z_nl) + (1 - t_nl) log(1 - sigmoid(z_nl))] with the
+  smoothed target t = y (1 - eps) + eps / 2: each label is its own two-class problem, so label
+  smoothing moves eps / 2 of the mass to the other outcome (Szegedy et al. 2016 with K = 2;
+  `optax.smooth_labels` on [1 - y, y]). The transfer paper trains its ECG head (CODE-15, six labels)
+  with BCE (SPEC "Downstream transfer") and smooths labels by 0.1 throughout.
+
+  Args:
+    logits: (N, L) float, one logit per label.
+    labels: (N, L) {0, 1} int or float targets.
+    mask: optional (N,) bool, True where the example counts (padding rows are False).
+    label_smoothing: eps in [0, 1).
+    reduction: "mean" (over counted examples; 0 when none counts) or "none" ((N,) per-example
+      losses, 0 where masked).
+
+  Returns:
+    A float32 scalar ("mean") or (N,) float32 ("none").
+
+  Raises:
+    ValueError: shapes differ, eps outside [0, 1), or an unknown reduction.
+  """
+  if reduction not in ("mean", "none"):
+    raise ValueError(f"multilabel_bce: reduction must be 'mean' or 'none', got {reduction!r}")
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f"multilabel_bce: label_smoothing must be in [0, 1), got {label_smoothing}")
+  logits = jnp.asarray(logits, jnp.float32)
+  if logits.ndim != 2 or jnp.shape(labels) != logits.shape:
+    raise ValueError(f"multilabel_bce: labels shape {jnp.shape(labels)} must equal logits shape {logits.shape} (N, L)")
+  targets = jnp.asarray(labels, jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
+  per_example = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
+  valid = jnp.ones(logits.shape[0], bool) if mask is None else jnp.asarray(mask, bool)
+  per_example = jnp.where(valid, per_example, 0.0)
+  if reduction == "none":
+    return per_example
+  return jnp.sum(per_example) / jnp.maximum(jnp.sum(valid), 1)
+
+
+def _loss(static: Static, logits, batch, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+  if static.multilabel:
+    return multilabel_bce(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
+                          reduction=reduction)
+  return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
+                              reduction=reduction)
+
+
 def _merge(static: Static, params, batch_stats, rest) -> TransferModel:
   # Fresh Variable objects at the current trace level: NNX forbids mutating (reseeding, updating
   # BatchNorm statistics) Variables created at another trace level, e.g. outside jax.grad.
@@ -187,16 +255,17 @@ def _merge(static: Static, params, batch_stats, rest) -> TransferModel:
 
 
 def train_step(static: Static, state: dict[str, Any], batch: Mapping[str, Any]):
-  """One pure fine-tuning update (smoothed cross-entropy).
+  """One pure fine-tuning update (smoothed cross-entropy, or smoothed BCE for a multilabel task).
 
   Args:
     static: see `Static`.
     state: {"step", "params", "batch_stats", "rest" (module RNG state), "opt_state", "rng"}.
-    batch: {"signals": (B, C, T), "mask": (B, C), "positions": (B, C, 3), "label": (B,) int32,
-      "valid": (B,) bool}.
+    batch: {"signals": (B, C, T), "mask": (B, C), "positions": (B, C, 3), "label": (B,) int32
+      ((B, L) 0/1 with `static.multilabel`), "valid": (B,) bool}.
 
   Returns:
-    (new_state, {"loss", "accuracy", "grad_norm"}).
+    (new_state, {"loss", "accuracy", "grad_norm"}); for a multilabel task "accuracy" is the
+    fraction of correct (example, label) decisions at probability 0.5.
   """
   # Folding the step in gives fresh dropout and token masks at every step, reproducibly.
   drop_key, mask_key = jax.random.split(jax.random.fold_in(state["rng"], state["step"]))
@@ -206,14 +275,16 @@ def train_step(static: Static, state: dict[str, Any], batch: Mapping[str, Any]):
     nnx.reseed(model, dropout=drop_key)
     logits = model(batch["signals"], batch["mask"], batch["positions"], train=True,
                    encoder_train=not static.frozen, mask_key=mask_key)
-    loss = losses.cross_entropy(logits, batch["label"], mask=batch["valid"],
-                                label_smoothing=static.label_smoothing)
+    loss = _loss(static, logits, batch, label_smoothing=static.label_smoothing)
     return loss, (logits, nnx.state(model, nnx.BatchStat))
 
   (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
   updates, opt_state = static.tx.update(grads, state["opt_state"], state["params"])
   params = optax.apply_updates(state["params"], updates)
-  correct = (jnp.argmax(logits, -1) == batch["label"]) & batch["valid"]
+  if static.multilabel:
+    correct = jnp.mean(((logits > 0) == (batch["label"] > 0)).astype(jnp.float32), axis=-1) * batch["valid"]
+  else:
+    correct = (jnp.argmax(logits, -1) == batch["label"]) & batch["valid"]
   metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
              "accuracy": jnp.sum(correct) / jnp.maximum(jnp.sum(batch["valid"]), 1)}
   new_state = dict(state, step=state["step"] + 1, params=params, batch_stats=batch_stats, opt_state=opt_state)
@@ -221,10 +292,10 @@ def train_step(static: Static, state: dict[str, Any], batch: Mapping[str, Any]):
 
 
 def eval_step(static: Static, params, batch_stats, rest, batch: Mapping[str, Any]):
-  """Logits (B, K) and per-example unsmoothed cross-entropy (B,) in inference mode."""
+  """Logits (B, K) and per-example unsmoothed cross-entropy (or BCE, multilabel) (B,) in inference mode."""
   model = _merge(static, params, batch_stats, rest)
   logits = model(batch["signals"], batch["mask"], batch["positions"], train=False)
-  loss = losses.cross_entropy(logits, batch["label"], mask=batch["valid"], reduction="none")
+  loss = _loss(static, logits, batch, reduction="none")
   return logits, loss
 
 
@@ -243,8 +314,11 @@ def head_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig, num_classes: int, *,
-               strategy: str, seed: int) -> tuple[Static, dict[str, Any]]:
+               strategy: str, seed: int, multilabel: bool = False) -> tuple[Static, dict[str, Any]]:
   """Builds a `TransferModel` with `seed` and returns (static parts, train state).
+
+  `num_classes` is K (softmax head) or, with `multilabel`, the number of labels L (sigmoid head
+  trained with `multilabel_bce`).
 
   Raises:
     ValueError: unknown strategy.
@@ -257,10 +331,11 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
   key = (enc_config, num_classes, tuple(sorted(head_config(config).items())), frozen,
          config.optimizer.learning_rate, config.optimizer.weight_decay, config.optimizer.grad_clip_norm,
-         config.label_smoothing)
+         config.label_smoothing, bool(multilabel))
   static = _STATIC_CACHE.get(key)
   if static is None or static.graphdef != graphdef:
-    static = Static(graphdef, make_optimizer(config, frozen=frozen), frozen, config.label_smoothing)
+    static = Static(graphdef, make_optimizer(config, frozen=frozen), frozen, config.label_smoothing,
+                    bool(multilabel))
     _STATIC_CACHE[key] = static
   state = {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": batch_stats, "rest": rest,
            "opt_state": static.tx.init(params), "rng": jax.random.PRNGKey(seed + 2)}
@@ -428,22 +503,43 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
     config: `config.data` names the builder, its splits, the dataset rate `sfreq` and `modality`.
     enc_config: the encoder (its `sfreq` and `patch_size`).
     sources: optional {"train", "validation", "test": random-access examples} (tests); with it,
-      `config.data.class_names` gives the class names.
+      `config.data.class_names` gives the class (or label) names.
 
   Returns:
     ({"train", "validation", "test": arrays of `downstream_pipeline.load_split`}, class names).
     Without a validation split, a seeded 10% of the training subjects is held out (SPEC).
+    A multilabel builder (a `labels` feature, no `label`) gives 2-D `label` arrays (N, L) and its
+    `info.metadata["label_names"]` as the names.
 
   Raises:
-    errors.RecordingError: a split is missing or malformed.
+    errors.RecordingError: a split is missing or malformed, or the splits disagree on the task
+      type (single-label vs multilabel) or on the number of labels.
+    ValueError: `config.data.manual_dir_required` and no manual_dir while the dataset is not built
+      yet in `data_dir` (PTB-XL: the project has no copy), or the number of names does not match.
   """
   d = config.data
   names = {"train": d.train_split, "validation": d.validation_split, "test": d.test_split}
   if sources is None:
     if d.get("builder_module"):
       importlib.import_module(d.builder_module)  # Registers the builder; sleepjax never imports it.
+    if d.get("manual_dir_required") and not d.manual_dir:
+      import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top  # Lazy: seconds to import.
+      if not tfds.builder(f"{d.name}/{d.builder_config}", data_dir=d.data_dir).is_prepared():
+        raise ValueError(
+            f"{d.name}/{d.builder_config} is not built in data_dir={d.data_dir!r} and config.data.manual_dir is "
+            f"unset: pass --config.data.manual_dir=/path/to/your/{d.name} download (the project has no copy; "
+            f"see tfds_builders/{d.name}/README.md), or --config.data.manual_dir_required=False to let the "
+            "builder download it itself")
     builder = pipeline.prepare(d.name, d.data_dir, config=d.builder_config, manual_dir=d.manual_dir)
-    class_names = list(builder.info.features["label"].names)
+    features = builder.info.features
+    if "label" in features:
+      class_names = list(features["label"].names)
+    elif "labels" in features:  # Multilabel: a (L,) 0/1 Tensor has no names; the builder keeps them in metadata.
+      n_labels = features["labels"].shape[0]
+      class_names = list(builder.info.metadata.get("label_names") or [f"label_{i}" for i in range(n_labels)])
+    else:
+      raise errors.RecordingError(f"{d.name}/{d.builder_config}",
+                                  f"no 'label' or 'labels' feature (has {sorted(features.keys())})")
     available = set(builder.info.splits.keys())
     sources = {}
     for role, split in names.items():
@@ -463,6 +559,14 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
     out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=enc_config.sfreq,
                                  patch_size=enc_config.patch_size, max_examples=caps[role], seed=config.data_seed,
                                  name=f"{d.name}/{d.builder_config}[{names[role]}]")
+  shapes = {role: a["label"].shape[1:] for role, a in out.items()}
+  if len(set(shapes.values())) > 1:
+    raise errors.RecordingError(f"{d.name}/{d.builder_config}",
+                                f"splits disagree on the label shape per example: {shapes}")
+  n_out = shapes["train"][0] if shapes["train"] else None
+  if n_out is not None and len(class_names) != n_out:
+    raise ValueError(f"{d.name}/{d.builder_config}: {n_out} labels per example but {len(class_names)} names "
+                     f"{list(class_names)} (config.data.class_names for in-memory sources)")
   if "validation" not in out:
     out["train"], out["validation"] = _split_off_subjects(out["train"], 0.1, config.data_seed)
   return out, class_names
@@ -474,7 +578,10 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
 
 
 def predict(static: Static, params, batch_stats, rest, arrays: Mapping[str, np.ndarray], batch_size: int):
-  """(logits (N, K) float32, per-example cross-entropy (N,)) over in-memory examples."""
+  """(logits (N, K) float32, per-example unsmoothed loss (N,)) over in-memory examples.
+
+  The loss is the cross-entropy, or `multilabel_bce` (mean over labels) when `static.multilabel`.
+  """
   logits, loss = [], []
   for batch in dpipe.batches(arrays, batch_size, shuffle=False):
     lg, ls = _jit_eval_step(static, params, batch_stats, rest, batch)
@@ -498,6 +605,76 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray, class_names: 
   out["auroc"] = metrics_lib.auroc(labels, scores)
   out["auprc"] = metrics_lib.auprc(labels, scores)
   return out
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+  """Per-label probabilities, float64 (N, L), of (N, L) logits (`scipy.special.expit`).
+
+  Thresholds and the test decisions both go through this one function, so a validation score
+  used as a threshold compares bit-exactly with itself.
+  """
+  return scipy.special.expit(np.asarray(logits, np.float64))
+
+
+def multilabel_metrics(labels: np.ndarray, logits: np.ndarray, label_names: Sequence[str],
+                       thresholds: np.ndarray) -> dict[str, float]:
+  """Test metrics of a multilabel task (the transfer paper's ECG protocol, SPEC "Downstream transfer").
+
+  Args:
+    labels: (N, L) {0, 1} test targets.
+    logits: (N, L) float32 logits of the sigmoid head.
+    label_names: L names (CODE-15: 1dAVb, RBBB, LBBB, SB, AF, ST).
+    thresholds: (L,) probability thresholds chosen on the validation split with
+      `metrics.best_f1_thresholds` (+inf for a label without validation positives: never predicted).
+
+  Returns:
+    {"auroc", "auprc" (unweighted means over the labels whose test column holds both classes),
+     "macro_f1" (mean of the defined per-label F1s), "accuracy" (fraction of correct (example, label)
+     decisions at the thresholds), "auroc/<name>", "auprc/<name>", "f1/<name>", "threshold/<name>"}.
+    A label with a single class in the test split has NaN AUROC/AUPRC (with a warning), left out
+    of the macro means.
+
+  Raises:
+    ValueError: shapes disagree or the labels are not 0/1.
+  """
+  labels = np.asarray(labels)
+  if labels.ndim != 2 or labels.shape != np.shape(logits) or len(label_names) != labels.shape[1]:
+    raise ValueError(f"multilabel_metrics: labels {labels.shape}, logits {np.shape(logits)} and "
+                     f"{len(label_names)} names disagree")
+  probs = sigmoid(logits)
+  per_auroc = metrics_lib.auroc_per_class(labels, probs)
+  per_auprc = metrics_lib.auprc_per_class(labels, probs)
+  f1 = metrics_lib.multilabel_f1(labels, probs, thresholds)
+  out = {"auroc": metrics_lib.auroc(labels, probs), "auprc": metrics_lib.auprc(labels, probs),
+         "macro_f1": float(f1["macro_f1"]),
+         "accuracy": float(np.mean((probs >= np.asarray(thresholds)[None]) == (labels == 1)))}
+  for j, name in enumerate(label_names):
+    out[f"auroc/{name}"] = float(per_auroc[j])
+    out[f"auprc/{name}"] = float(per_auprc[j])
+    out[f"f1/{name}"] = float(f1["f1"][j])
+    out[f"threshold/{name}"] = float(thresholds[j])
+  return out
+
+
+def validation_thresholds(labels: np.ndarray, logits: np.ndarray) -> np.ndarray:
+  """(L,) per-label probability thresholds with the best validation F1 (`metrics.best_f1_thresholds`).
+
+  Args:
+    labels: (N, L) {0, 1} validation targets.
+    logits: (N, L) float32 validation logits.
+  """
+  thresholds, _ = metrics_lib.best_f1_thresholds(labels, sigmoid(logits))
+  return thresholds
+
+
+def evaluate(labels: np.ndarray, logits: np.ndarray, class_names: Sequence[str],
+             thresholds: np.ndarray | None = None) -> dict[str, float]:
+  """`classification_metrics` for (N,) labels, `multilabel_metrics` (needs thresholds) for (N, L)."""
+  if np.ndim(labels) == 2:
+    if thresholds is None:
+      raise ValueError("multilabel evaluation needs per-label thresholds chosen on validation data")
+    return multilabel_metrics(labels, logits, class_names, thresholds)
+  return classification_metrics(labels, logits, class_names)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -528,7 +705,7 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
   Args:
     config: see configs/transfer.py (optimizer, batch_size, max_steps, eval_every, patience, ...).
     data: {"train", "validation", "test"} arrays from `load_data`.
-    class_names: K names.
+    class_names: K class names, or L label names for a multilabel task (2-D `label` arrays).
     enc_config: the encoder's config (channel encoding on or off already set).
     strategy: "scratch", "pretrained" or "frozen".
     seed: model init, dropout, token masks and batch order.
@@ -536,15 +713,18 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
     writer: optional metric writer; scalars are namespaced with `prefix`.
 
   Returns:
-    {"metrics": test metrics, "static", "state" (best-validation state), "best_step",
-     "steps", "best_val_loss"}.
+    {"metrics": test metrics (`evaluate`), "static", "state" (best-validation state), "best_step",
+     "steps", "best_val_loss", "logits" (test), "thresholds" ((L,) validation-chosen, multilabel
+     only; None otherwise)}.
 
   Raises:
     ValueError: a pretrained strategy without `pretrained`.
   """
   if strategy != "scratch" and pretrained is None:
     raise ValueError(f"strategy {strategy!r} needs a pretrained encoder (config.pretrained_workdir)")
-  static, state = init_state(config, enc_config, len(class_names), strategy=strategy, seed=seed)
+  multilabel = dpipe.is_multilabel(data["train"])
+  static, state = init_state(config, enc_config, len(class_names), strategy=strategy, seed=seed,
+                             multilabel=multilabel)
   if pretrained is not None and strategy != "scratch":
     state = load_encoder_into(state, pretrained)
   batches = _train_batches(data["train"], config.batch_size, seed)
@@ -575,12 +755,17 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
         break
   if best is None:  # Validation loss never finite: test the last parameters rather than none.
     best = jax.device_get({k: state[k] for k in ("params", "batch_stats", "rest")})
+  thresholds = None
+  if multilabel:  # Thresholds from validation only: choosing them on test would overstate F1.
+    val_logits, _ = predict(static, best["params"], best["batch_stats"], best["rest"], data["validation"],
+                            config.eval_batch_size)
+    thresholds = validation_thresholds(data["validation"]["label"], val_logits)
   logits, test_loss = predict(static, best["params"], best["batch_stats"], best["rest"], data["test"],
                               config.eval_batch_size)
-  test = classification_metrics(data["test"]["label"], logits, class_names)
+  test = evaluate(data["test"]["label"], logits, class_names, thresholds)
   test["loss"] = float(np.mean(test_loss))
   return {"metrics": test, "static": static, "state": best, "best_step": best_step, "steps": step,
-          "best_val_loss": best_loss, "logits": logits}
+          "best_val_loss": best_loss, "logits": logits, "thresholds": thresholds}
 
 
 def encoder_config_for(config: ml_collections.ConfigDict, channel_encoding: bool,
@@ -623,6 +808,10 @@ def _ablation_from_model(config, workdir, data, class_names, enc_config, run, st
   n_ch = test["mask"].shape[1]
   rng = np.random.default_rng(abl.seed)
   static, best = run["static"], run["state"]
+  if metric not in run["metrics"]:
+    raise ValueError(f"config.ablation.metric={metric!r} is not a metric of {config.name} (has "
+                     f"{sorted(k for k in run['metrics'] if '/' not in k)}); a multilabel task has no "
+                     "balanced accuracy: use e.g. 'auroc'")
   full = run["metrics"][metric]
   draws = []
   for k in ablation_sizes(n_ch, abl.get("sizes")):
@@ -635,7 +824,7 @@ def _ablation_from_model(config, workdir, data, class_names, enc_config, run, st
       else:
         logits, _ = predict(static, best["params"], best["batch_stats"], best["rest"],
                             dpipe.drop_channels(test, keep), config.eval_batch_size)
-        score = classification_metrics(test["label"], logits, class_names)[metric]
+        score = evaluate(test["label"], logits, class_names, run["thresholds"])[metric]
       draws.append({"k": k, "draw": draw, "channels": " ".join(map(str, keep.tolist())), metric: score})
   curve = []
   for k in sorted({d["k"] for d in draws}):
@@ -682,7 +871,13 @@ def channel_ablation(config: ml_collections.ConfigDict, workdir: str, *, sources
   One model is trained on the full montage (`config.ablation.strategy`, the first seed); each
   subset is then evaluated with the dropped channels masked (the encoder treats a masked channel
   as absent), or, with `config.ablation.retrain`, a model is re-trained per subset as the paper
-  does (5 draws x every k trainings: only feasible on an accelerator).
+  does (5 draws x every k trainings: only feasible on an accelerator). Multilabel tasks work the
+  same way with a multilabel metric (`config.ablation.metric` "auroc", "auprc" or "macro_f1"; F1
+  uses the full-montage model's validation thresholds in evaluate-only mode).
+
+  Raises:
+    ValueError: `config.ablation.metric` is not a metric of the task (balanced accuracy on a
+      multilabel task).
 
   Writes `<workdir>/channel_ablation.{md,csv,json,png}` and `channel_ablation_draws.*`.
 
@@ -704,11 +899,21 @@ def channel_ablation(config: ml_collections.ConfigDict, workdir: str, *, sources
 # ----------------------------------------------------------------------------------------------
 
 
-def _table_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-  cols = ["task", "strategy", "channel_encoding", "n_seeds"]
-  for k in ("balanced_accuracy", "auroc", "auprc", "kappa", "weighted_f1"):
-    cols += [k, f"{k}_std"]
-  cols += sorted({k for r in rows for k in r if k.startswith("f1/")})
+def _table_columns(rows: Sequence[Mapping[str, Any]], multilabel: bool = False) -> list[str]:
+  """Column order of transfer.{md,csv}: single-label or multilabel metrics, then provenance."""
+  cols = ["task", "task_type", "strategy", "channel_encoding", "n_seeds"]
+  if multilabel:
+    # The single-label metrics stay as columns that say "n/a (multilabel)".
+    cols += list(SINGLE_LABEL_ONLY)
+    for k in ("auroc", "auprc", "macro_f1"):
+      cols += [k, f"{k}_std"]
+    # Per-label columns (mean, std) in the task's label order (the rows' dict order), not sorted.
+    for prefix in ("auroc/", "f1/"):
+      cols += list(dict.fromkeys(k for r in rows for k in r if k.startswith(prefix)))
+  else:
+    for k in ("balanced_accuracy", "auroc", "auprc", "kappa", "weighted_f1"):
+      cols += [k, f"{k}_std"]
+    cols += sorted({k for r in rows for k in r if k.startswith("f1/")})
   cols += ["steps", "pretrained_checkpoint", "pretrained_step", "pretraining_data", "pretrained_group"]
   return cols
 
@@ -724,7 +929,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
     sources: optional in-memory splits (tests), see `load_data`.
 
   Returns:
-    The table rows (means over seeds with `<metric>_std`).
+    The table rows (means over seeds with `<metric>_std`). A multilabel task's rows have
+    `task_type` "multilabel", macro AUROC/AUPRC/F1, `auroc/<label>`, `auprc/<label>` and
+    `f1/<label>` (at validation thresholds, which are in `transfer_runs.*` per seed), and
+    "n/a (multilabel)" for balanced accuracy, kappa and weighted F1.
+
+  Raises:
+    ValueError: unknown strategies, or channel ablation with a metric the task does not have.
   """
   workdir_path = pathlib.Path(workdir)
   workdir_path.mkdir(parents=True, exist_ok=True)
@@ -744,6 +955,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
             "--config.pretrained_workdir=W)", flush=True)
   writer = common.MetricWriter(workdir_path)
   rows, runs = [], []
+  multilabel = False
   data_cache: dict[tuple, Any] = {}
   ablation_run = None
   for strategy in strategies:
@@ -754,13 +966,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
       if data_key not in data_cache:
         data_cache[data_key] = load_data(config, enc, sources)
       data, class_names = data_cache[data_key]
+      multilabel = dpipe.is_multilabel(data["train"])
+      if multilabel and config.ablation.enabled and config.ablation.metric in SINGLE_LABEL_ONLY:
+        raise ValueError(f"config.ablation.metric={config.ablation.metric!r} does not apply to the multilabel task "
+                         f"{config.name}: use 'auroc', 'auprc' or 'macro_f1'")
       per_seed = []
       for seed in config.seeds:
         prefix = f"{strategy}/ce{int(channel_encoding)}/seed{seed}/"
         run = train_one(config, data, class_names, enc, strategy=strategy, seed=int(seed), pretrained=pre,
                         writer=writer, prefix=prefix)
         per_seed.append(run["metrics"])
-        runs.append({"task": config.name, "strategy": strategy, "channel_encoding": bool(channel_encoding),
+        runs.append({"task": config.name, "task_type": "multilabel" if multilabel else "single_label",
+                     "strategy": strategy, "channel_encoding": bool(channel_encoding),
                      "seed": int(seed), "steps": run["steps"], "best_step": run["best_step"],
                      **{k: v for k, v in run["metrics"].items()}})
         if (ablation_run is None and config.ablation.enabled and strategy == config.ablation.strategy
@@ -768,10 +985,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
           ablation_run = (data, class_names, enc, run, strategy, int(seed), pre)
         logging.info("%s test %s", prefix, run["metrics"])
       stats = metrics_lib.mean_std(per_seed)
-      row = {"task": config.name, "strategy": strategy, "channel_encoding": bool(channel_encoding),
-             "n_seeds": len(per_seed)}
+      row = {"task": config.name, "task_type": "multilabel" if multilabel else "single_label",
+             "strategy": strategy, "channel_encoding": bool(channel_encoding), "n_seeds": len(per_seed)}
+      if multilabel:
+        row.update({k: NOT_APPLICABLE for k in SINGLE_LABEL_ONLY})
       for key, st in stats.items():
-        if key == "count":
+        # A threshold is a per-seed choice (in transfer_runs), not a score to average.
+        if key == "count" or key.startswith("threshold/"):
           continue
         row[key] = st["mean"]
         row[f"{key}_std"] = st["std"]
@@ -782,14 +1002,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
       row["pretrained_group"] = pre.group if pre else ""
       rows.append(row)
   writer.close()
-  paths = report_lib.write_results(workdir_path, "transfer", rows, columns=_table_columns(rows))
+  paths = report_lib.write_results(workdir_path, "transfer", rows, columns=_table_columns(rows, multilabel))
   report_lib.write_results(workdir_path, "transfer_runs", runs)
   if skipped:
     with open(paths["md"], "a", encoding="utf-8") as f:
       f.write(f"\nSkipped strategies {skipped}: no pretrained_workdir was given.\n")
+  shown = (["auroc", "auroc_std", "auprc", "macro_f1", "macro_f1_std"] if multilabel else
+           ["balanced_accuracy", "balanced_accuracy_std", "auroc", "kappa", "weighted_f1"])
   print(f"\nTransfer on {config.name} (test split, mean +- std over {len(config.seeds)} seed(s)):\n"
-        + report_lib.format_table(rows, ["task", "strategy", "channel_encoding", "balanced_accuracy",
-                                         "balanced_accuracy_std", "auroc", "kappa", "weighted_f1"]), flush=True)
+        + report_lib.format_table(rows, ["task", "strategy", "channel_encoding", *shown]), flush=True)
   if ablation_run is not None:
     _ablation_from_model(config, workdir_path, *ablation_run)
   return rows
