@@ -84,7 +84,8 @@ STRATEGIES = ("scratch", "pretrained", "frozen")
 # Downstream modality -> the pretraining modality group whose encoder it takes.
 MODALITY_TO_GROUP = {"eeg": "bas", "eog": "bas", "ecg": "ecg", "emg": "emg", "resp": "resp"}
 METRIC_KEYS = ("balanced_accuracy", "auroc", "auprc", "kappa", "weighted_f1", "accuracy", "loss")
-MULTILABEL_METRIC_KEYS = ("auroc", "auprc", "macro_f1", "loss")
+# Headline test metrics of a multilabel task (per-label ones are "<metric>/<label>").
+MULTILABEL_METRIC_KEYS = ("auroc", "auprc", "macro_f1")
 # Table cell of a single-label metric on a multilabel task (a number there would be wrong).
 NOT_APPLICABLE = "n/a (multilabel)"
 SINGLE_LABEL_ONLY = ("balanced_accuracy", "kappa", "weighted_f1")
@@ -875,15 +876,15 @@ def channel_ablation(config: ml_collections.ConfigDict, workdir: str, *, sources
   same way with a multilabel metric (`config.ablation.metric` "auroc", "auprc" or "macro_f1"; F1
   uses the full-montage model's validation thresholds in evaluate-only mode).
 
-  Raises:
-    ValueError: `config.ablation.metric` is not a metric of the task (balanced accuracy on a
-      multilabel task).
-
   Writes `<workdir>/channel_ablation.{md,csv,json,png}` and `channel_ablation_draws.*`.
 
   Returns:
     {"curve": [{"k", "mean", "std", "n"}], "draws", "full" (full-montage score), "k95" (smallest k
      with mean >= 95% of it, None if none), "n_channels", "png"}.
+
+  Raises:
+    ValueError: `config.ablation.metric` is not a metric of the task (balanced accuracy on a
+      multilabel task).
   """
   strategy = config.ablation.strategy
   pretrained = load_pretrained(config, config.data.modality) if strategy != "scratch" else None
@@ -969,7 +970,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
       multilabel = dpipe.is_multilabel(data["train"])
       if multilabel and config.ablation.enabled and config.ablation.metric in SINGLE_LABEL_ONLY:
         raise ValueError(f"config.ablation.metric={config.ablation.metric!r} does not apply to the multilabel task "
-                         f"{config.name}: use 'auroc', 'auprc' or 'macro_f1'")
+                         f"{config.name}: use one of {MULTILABEL_METRIC_KEYS} (or a per-label 'auroc/<label>')")
       per_seed = []
       for seed in config.seeds:
         prefix = f"{strategy}/ce{int(channel_encoding)}/seed{seed}/"
