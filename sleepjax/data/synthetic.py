@@ -121,6 +121,14 @@ class SyntheticConfig:
     electrode_pops_per_h: rate of electrode pops (step + exponential decay, one channel).
     mains_hz: mains frequency; added to channels whose Nyquist frequency exceeds it
       (at 100 Hz the recorder's anti-alias filter has removed 50 Hz already).
+    sweat_artefacts_per_h: mean rate of sweat artefacts (minutes-long 0.05-0.5 Hz swings
+      of up to ~100 uV on a few EEG/EOG channels); each subject's rate is drawn around it.
+    subject_variability: scale of the between-subject spread of the stage signatures
+      (slow-wave amplitude falling with age, alpha reactivity, chin-EMG tone per stage,
+      heart-rate response per stage, respiratory-belt gain steps at position changes);
+      0 gives every subject the population-mean signatures.
+    stage_fluctuation_sd: log-sd of the slow (minutes) within-stage fluctuation of the
+      EEG rhythms and chin-EMG tone: a stage is a range of states, not one.
   """
   n_subjects: int = 10
   nights_per_subject: int = 1
@@ -138,6 +146,9 @@ class SyntheticConfig:
   movement_time_per_h: float = 0.5
   electrode_pops_per_h: float = 0.5
   mains_hz: float = 50.0
+  sweat_artefacts_per_h: float = 1.0
+  subject_variability: float = 1.0
+  stage_fluctuation_sd: float = 0.35
 
   def sfreq(self, modality: str) -> float:
     """Sampling rate in Hz of a modality ("eeg", "eog", "emg", "ecg", "resp")."""
@@ -156,7 +167,8 @@ class SyntheticConfig:
       if fs <= 0 or abs(fs * EPOCH_S - round(fs * EPOCH_S)) > 1e-9:
         raise ValueError(f"{m}_sfreq={fs} Hz: must be positive with an integer number of samples per 30 s")
     for name in ("wake_before_min", "wake_after_min", "unscored_tail_min", "movement_artefacts_per_h",
-                 "movement_time_per_h", "electrode_pops_per_h"):
+                 "movement_time_per_h", "electrode_pops_per_h", "sweat_artefacts_per_h",
+                 "subject_variability", "stage_fluctuation_sd"):
       if getattr(self, name) < 0:
         raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -182,6 +194,13 @@ class SubjectParams:
     heart_rate_bpm: heart rate in N2 (beats per minute).
     rsa_bpm: respiratory sinus arrhythmia amplitude in N2 (beats per minute).
     breathing_per_min: breathing rate in N2 (breaths per minute).
+    swa_scale: slow-wave (delta) amplitude factor; falls with age (Carrier et al. 2001,
+      Psychophysiology 38:232: slow-wave amplitude declines through adulthood).
+    alpha_scale: alpha amplitude factor (weak alpha producers exist; Niedermeyer's EEG).
+    emg_stage_scale: (5,) chin-EMG tone factor per stage W..REM (electrode placement and
+      individual tone).
+    hr_stage_scale: factor of the heart-rate changes between stages.
+    sweat_per_h: rate of sweat artefacts.
   """
   sex: str
   age_years: int
@@ -200,6 +219,11 @@ class SubjectParams:
   heart_rate_bpm: float
   rsa_bpm: float
   breathing_per_min: float
+  swa_scale: float = 1.0
+  alpha_scale: float = 1.0
+  emg_stage_scale: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+  hr_stage_scale: float = 1.0
+  sweat_per_h: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,11 +270,15 @@ def _rng(seed: int, *keys: int) -> np.random.Generator:
   return np.random.default_rng(np.random.SeedSequence([int(seed), *map(int, keys)]))
 
 
-def sample_subject_params(rng: np.random.Generator) -> SubjectParams:
+def sample_subject_params(rng: np.random.Generator, *, variability: float = 1.0,
+                          sweat_per_h: float = 0.0) -> SubjectParams:
   """Draws one adult subject's physiology.
 
   Args:
     rng: the subject's generator.
+    variability: scale of the between-subject spread of the stage signatures
+      (`SyntheticConfig.subject_variability`; 0: population means).
+    sweat_per_h: population-mean rate of sweat artefacts per hour.
 
   Returns:
     A `SubjectParams` with values in adult ranges (alpha 8.5-12 Hz, spindles 11.5-15 Hz
@@ -258,9 +286,11 @@ def sample_subject_params(rng: np.random.Generator) -> SubjectParams:
   """
   def clipped_normal(mean, sd, lo, hi):
     return float(np.clip(rng.normal(mean, sd), lo, hi))
+  v = float(variability)
+  age = int(rng.integers(22, 66))
   return SubjectParams(
       sex=str(rng.choice(["F", "M"])),
-      age_years=int(rng.integers(22, 66)),
+      age_years=age,
       sleep_onset_min=float(np.clip(rng.lognormal(np.log(14.0), 0.4), 4.0, 40.0)),
       cycle_min=clipped_normal(92.0, 8.0, 75.0, 110.0),
       n3_scale=clipped_normal(1.0, 0.15, 0.65, 1.35),
@@ -276,6 +306,11 @@ def sample_subject_params(rng: np.random.Generator) -> SubjectParams:
       heart_rate_bpm=clipped_normal(60.0, 6.0, 48.0, 75.0),
       rsa_bpm=float(rng.uniform(2.0, 6.0)),
       breathing_per_min=clipped_normal(14.0, 1.2, 11.0, 17.0),
+      swa_scale=float((1.0 - v * 0.009 * (age - 40)) * rng.lognormal(0.0, 0.25 * v)),
+      alpha_scale=float(rng.lognormal(0.0, 0.45 * v)),
+      emg_stage_scale=tuple(float(x) for x in rng.lognormal(0.0, 0.3 * v, 5)),
+      hr_stage_scale=float(np.clip(rng.normal(1.0, 0.4 * v), 0.3, 1.8)),
+      sweat_per_h=float(sweat_per_h * rng.uniform(0.0, 2.0)),
   )
 
 
@@ -562,7 +597,7 @@ def _slow_fluctuation(rng: np.random.Generator, n_epochs: int, sd: float) -> np.
 # ------------------------------------------------------------------------------ modalities
 
 
-def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
+def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq, fluctuation_sd=0.2):
   """(6, T) EEG in uV (mastoid-referenced derivations F3, F4, C3, C4, O1, O2)."""
   n_ep = hyp.size
   nyq = sfreq / 2
@@ -571,7 +606,7 @@ def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
   wake_closed = (hyp == W) & eyes_closed
 
   def add_background(amp_epoch, gain_fn, topography, length_scale):
-    env = _epoch_curve(amp_epoch * _slow_fluctuation(rng, n_ep, 0.2), n_times, sfreq).astype(np.float32)
+    env = _epoch_curve(amp_epoch * _slow_fluctuation(rng, n_ep, fluctuation_sd), n_times, sfreq).astype(np.float32)
     noise = _band_noise(rng, 6, n_times, sfreq, gain_fn, _spatial_mixing(length_scale))
     eeg[:] += noise * env * topography[:, None].astype(np.float32)
 
@@ -579,7 +614,8 @@ def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
   pink = lambda f: _bandpass_gain(0.3, min(40.0, 0.9 * nyq), 2)(f) / np.sqrt(np.maximum(f, 0.5))
   add_background(_per_stage(hyp, {W: 7.0, N1: 7.0, N2: 9.0, N3: 10.0, REM: 6.0}), pink, _topo(1, 1, 1), 1.0)
   # Delta / slow oscillation: widely correlated; N3 depth sets it (> 75 uV p-p frontally).
-  delta_amp = _per_stage(hyp, {W: 2.5, N1: 5.0, N2: 13.0, N3: 0.0, REM: 4.0}) + (hyp == N3) * (24.0 + 22.0 * depth)
+  delta_amp = p.swa_scale * (_per_stage(hyp, {W: 2.5, N1: 5.0, N2: 13.0, N3: 0.0, REM: 4.0})
+                             + (hyp == N3) * (24.0 + 22.0 * depth))
   # Slow-wave activity spans 0.5-4 Hz with most power below 2 Hz (hence the 1/f weighting)
   # and is frontal-predominant (Massimini et al. 2004, J Neurosci 24:6862).
   delta_gain = lambda f: _band_gain(0.5, 3.5, 0.1)(f) / np.maximum(f, 0.5)
@@ -588,7 +624,8 @@ def _synth_eeg(hyp, depth, eyes_closed, p: SubjectParams, rng, n_times, sfreq):
   add_background(_per_stage(hyp, {W: 2.5, N1: 8.0, N2: 5.0, N3: 4.0, REM: 7.0}), _band_gain(4.0, 7.5, 0.7),
                  _topo(0.9, 1.0, 0.7), 1.0)
   # Alpha: relaxed wake with eyes closed, occipital > central > frontal; a little in REM.
-  alpha_amp = (15.0 * wake_closed + 3.0 * wake_open + _per_stage(hyp, {W: 0.0, N1: 3.0, N2: 1.2, N3: 0.5, REM: 2.5}))
+  alpha_amp = p.alpha_scale * (15.0 * wake_closed + 3.0 * wake_open
+                               + _per_stage(hyp, {W: 0.0, N1: 3.0, N2: 1.2, N3: 0.5, REM: 2.5}))
   add_background(alpha_amp, _band_gain(p.alpha_hz - 0.5, p.alpha_hz + 0.5, 0.5), _topo(0.3, 0.5, 1.0), 1.0)
   # Beta and scalp-muscle activity: higher in wake with eyes open.
   beta_amp = 3.5 * wake_open + 2.5 * wake_closed + _per_stage(hyp, {W: 0.0, N1: 2.0, N2: 1.3, N3: 1.0, REM: 2.0})
@@ -686,9 +723,10 @@ def _synth_eog(hyp, eyes_closed, eeg_at_eog_rate, p, rng, n_times, sfreq):
   return eog, vertical[0]
 
 
-def _synth_emg(hyp, p, rng, n_times, sfreq):
+def _synth_emg(hyp, p, rng, n_times, sfreq, fluctuation_sd=0.25):
   """(1, T) chin EMG in uV: 10-45 Hz noise, tonic level by stage, phasic REM twitches."""
-  tone = _per_stage(hyp, {W: 18.0, N1: 9.0, N2: 6.0, N3: 4.5, REM: 1.5}) * _slow_fluctuation(rng, hyp.size, 0.25)
+  tone = (_per_stage(hyp, {W: 18.0, N1: 9.0, N2: 6.0, N3: 4.5, REM: 1.5}) * np.asarray(p.emg_stage_scale)[hyp]
+          * _slow_fluctuation(rng, hyp.size, max(0.25, fluctuation_sd)))
   env = _epoch_curve(tone, n_times, sfreq)
   twitch = np.zeros((1, n_times))
   onsets = _event_times(rng, 8.0 * (hyp == REM) + 0.3 * (hyp == N2) + 0.5 * (hyp == N1))
@@ -738,7 +776,7 @@ def _synth_resp(phase_c, amp_c, ctrl_sfreq, p, rng, n_times, sfreq):
 def _synth_ecg(hyp, phase_c, ctrl_sfreq, p, rng, n_times, sfreq):
   """(1, T) ECG in uV: Gaussian PQRST beats, stage-dependent rate with RSA."""
   t_ctrl = np.arange(phase_c.size) / ctrl_sfreq
-  offset = _per_stage(hyp, {W: 8.0, N1: 3.0, N2: 0.0, N3: -4.0, REM: 3.0})
+  offset = p.hr_stage_scale * _per_stage(hyp, {W: 8.0, N1: 3.0, N2: 0.0, N3: -4.0, REM: 3.0})
   lf_sd = _per_stage(hyp, {W: 2.5, N1: 1.5, N2: 1.0, N3: 0.6, REM: 3.0})
   rsa_scale = _per_stage(hyp, {W: 0.6, N1: 0.8, N2: 1.0, N3: 1.2, REM: 0.7})
   lf = _band_noise(rng, 1, t_ctrl.size, ctrl_sfreq, _bandpass_gain(0.04, 0.15, 2))[0]
@@ -798,6 +836,43 @@ def _add_movement_artefacts(signals, hyp, movement, config, rng, n_times_of, sfr
       slow -= np.linspace(slow[0], slow[-1], n)
       fast = rng.standard_normal(n) * (0.3 if mod in ("eeg", "eog") else 1.0)
       x[i0:i1] += a * np.hanning(n) * (slow / max(np.std(slow), 1e-6) * (mod != "emg") + fast)
+  return np.sort(onsets)
+
+
+def _add_position_changes(signals, onsets_s, variability, rng, n_times_of, sfreq_of):
+  """Respiratory-belt gain steps at movements (the sleeper turns; belts tighten or slip)."""
+  if variability <= 0 or onsets_s.size == 0:
+    return
+  fs = sfreq_of["resp"]
+  n = n_times_of["resp"]
+  edges = np.concatenate([[0], np.clip((onsets_s * fs).astype(np.int64), 0, n), [n]])
+  for label in RESP_CHANNELS[:2]:
+    gain = np.repeat(rng.lognormal(0.0, 0.35 * variability, edges.size - 1), np.diff(edges))
+    signals[label] = signals[label] * gain
+
+
+def _add_sweat_artefacts(signals, rate_per_h, n_epochs, rng, n_times_of, sfreq_of):
+  """Sweat artefacts: minutes-long, very slow (0.05-0.5 Hz) swings on a few EEG/EOG channels.
+
+  Sweat changes the electrode-skin potential; the swings reach ~100 uV and do not depend
+  on the sleep stage (a classic PSG artefact; AASM manual, technical specifications).
+  """
+  labels = EEG_CHANNELS + EOG_CHANNELS
+  n_sweat = rng.poisson(rate_per_h * n_epochs / 120)
+  for _ in range(n_sweat):
+    chans = rng.choice(len(labels), size=int(rng.integers(1, 4)), replace=False)
+    duration = rng.uniform(120.0, 900.0)
+    onset = rng.uniform(0, max(n_epochs * EPOCH_S - duration, 1.0))
+    amp = rng.uniform(30.0, 100.0)
+    for c in chans:
+      label = labels[int(c)]
+      fs = sfreq_of[MODALITY_OF_CHANNEL[label]]
+      i0 = int(onset * fs)
+      n = min(int(duration * fs), n_times_of[MODALITY_OF_CHANNEL[label]] - i0)
+      if n < 16:
+        continue
+      swing = _band_noise(rng, 1, n, fs, _bandpass_gain(0.05, 0.5, 2))[0]
+      signals[label][i0:i0 + n] += amp * np.hanning(n) * swing
 
 
 def _add_electrode_pops(signals, n_epochs, config, rng, n_times_of, sfreq_of):
@@ -858,14 +933,14 @@ def synthesize_night(hypnogram: np.ndarray, subject_params: SubjectParams, rng: 
   closed_score = scipy.signal.lfilter([0.5], [1, -0.5], rng.random(n_ep))
   eyes_closed = (hyp == W) & (closed_score < p_closed)
 
-  eeg = _synth_eeg(hyp, depth, eyes_closed, p, rng, n_times_of["eeg"], sfreq_of["eeg"])
+  eeg = _synth_eeg(hyp, depth, eyes_closed, p, rng, n_times_of["eeg"], sfreq_of["eeg"], config.stage_fluctuation_sd)
   frontal = eeg[_F].astype(np.float64)
   if sfreq_of["eog"] != sfreq_of["eeg"]:
     frontal = scipy.signal.resample_poly(frontal, int(sfreq_of["eog"]), int(sfreq_of["eeg"]), axis=-1)[:, :n_times_of["eog"]]
   eog, blinks = _synth_eog(hyp, eyes_closed, frontal, p, rng, n_times_of["eog"], sfreq_of["eog"])
   if sfreq_of["eog"] == sfreq_of["eeg"]:
     eeg[_F] += 0.12 * blinks.astype(np.float32)  # Frontal EEG picks up blinks.
-  emg = _synth_emg(hyp, p, rng, n_times_of["emg"], sfreq_of["emg"])
+  emg = _synth_emg(hyp, p, rng, n_times_of["emg"], sfreq_of["emg"], config.stage_fluctuation_sd)
   ctrl_sfreq = 5.0
   phase_c, amp_c = _breathing(hyp, p, rng, int(n_ep * EPOCH_S * ctrl_sfreq), ctrl_sfreq)
   resp = _synth_resp(phase_c, amp_c, ctrl_sfreq, p, rng, n_times_of["resp"], sfreq_of["resp"])
@@ -877,8 +952,13 @@ def synthesize_night(hypnogram: np.ndarray, subject_params: SubjectParams, rng: 
     channel_gain = p.gains[mod] * rng.lognormal(0.0, 0.05, len(labels))
     for label, x, g in zip(labels, block, channel_gain):
       signals[label] = np.asarray(x, np.float64) * g
-  _add_movement_artefacts(signals, hyp, movement, config, rng, n_times_of, sfreq_of)
+  moves = _add_movement_artefacts(signals, hyp, movement, config, rng, n_times_of, sfreq_of)
   _add_electrode_pops(signals, n_ep, config, rng, n_times_of, sfreq_of)
+  # Own streams (spawning leaves `rng`'s draws unchanged): turning these on or off changes
+  # nothing else in the night.
+  position_rng, sweat_rng = rng.spawn(2)
+  _add_position_changes(signals, moves, config.subject_variability, position_rng, n_times_of, sfreq_of)
+  _add_sweat_artefacts(signals, p.sweat_per_h, n_ep, sweat_rng, n_times_of, sfreq_of)
   out = {}
   for label in ALL_CHANNELS:
     mod = MODALITY_OF_CHANNEL[label]
@@ -921,7 +1001,8 @@ def generate_night(config: SyntheticConfig, subject: int, night: int = 1) -> Syn
   if subject < 0 or night < 1:
     raise ValueError(f"subject must be >= 0 and night >= 1, got subject={subject}, night={night}")
   record_id, subject_id = record_ids(subject, night)
-  params = sample_subject_params(_rng(config.seed, subject, 0, 0))
+  params = sample_subject_params(_rng(config.seed, subject, 0, 0), variability=config.subject_variability,
+                                 sweat_per_h=config.sweat_artefacts_per_h)
   hyp_rng = _rng(config.seed, subject, night, 1)
   hyp = generate_hypnogram(hyp_rng, config.duration_h, params, wake_before_min=config.wake_before_min,
                            wake_after_min=config.wake_after_min)

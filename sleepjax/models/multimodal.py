@@ -3,7 +3,7 @@
 SleepFM-Clinical (Nature Medicine) shares one `SetTransformerEncoder` across modalities (BAS =
 EEG+EOG, ECG, EMG, RESP); the original SleepFM (ICML 2024) had one encoder per modality. Both are
 this one class (`shared=True` / `shared=False`), as SPEC section 2 asks: a config option, not a
-second code base. The learnable scalar `log_scale` (t, s = exp(t), initialised at 0) belongs to
+second code base. The learnable scalar `log_scale` (t, s = exp(t), initialised at 0 by default) belongs to
 the contrastive loss (`sleepjax.losses.loo_contrastive_loss`); the pretraining trainer clamps it
 to t >= 0 after every update (`sleepjax.losses.clamp_log_scale`).
 """
@@ -30,14 +30,20 @@ class MultiModalEncoder(nnx.Module):
     modalities: modality names, e.g. ("bas", "ecg", "emg", "resp") or ("eeg", "eog", "ecg").
     config: `EncoderConfig` of the encoder(s).
     shared: one encoder for all modalities (SleepFM-Clinical) or one per modality (SleepFM-ICML).
+    log_scale_init: initial t (SPEC 2 and SleepFM: 0, i.e. s = 1). It must be >= 0 (the
+      trainer keeps t >= 0). CLIP (Radford et al. 2021) starts at log(1 / 0.07) = 2.66, which
+      short runs need: at s = 1 the logits of unit-norm embeddings span only [-1, 1].
     rngs: nnx.Rngs.
 
   Raises:
-    ValueError: on an empty or repeated modality list.
+    ValueError: on an empty or repeated modality list, or a negative log_scale_init.
   """
 
-  def __init__(self, modalities: Sequence[str], config: EncoderConfig, *, shared: bool = True, rngs: nnx.Rngs):
+  def __init__(self, modalities: Sequence[str], config: EncoderConfig, *, shared: bool = True,
+               log_scale_init: float = 0.0, rngs: nnx.Rngs):
     modalities = tuple(str(m) for m in modalities)
+    if not log_scale_init >= 0:
+      raise ValueError(f"MultiModalEncoder: log_scale_init must be >= 0 (t >= 0), got {log_scale_init}")
     if not modalities or len(set(modalities)) != len(modalities):
       raise ValueError(f"MultiModalEncoder: modalities must be non-empty and distinct, got {modalities}")
     self.modalities = modalities
@@ -49,7 +55,7 @@ class MultiModalEncoder(nnx.Module):
     else:
       self.encoder = None
       self.encoders = nnx.Dict({m: SetTransformerEncoder(config, rngs=rngs) for m in modalities})
-    self.log_scale = nnx.Param(jnp.zeros((), jnp.float32))
+    self.log_scale = nnx.Param(jnp.full((), log_scale_init, jnp.float32))
 
   def encoder_for(self, modality: str) -> SetTransformerEncoder:
     """The encoder used for `modality`."""

@@ -60,18 +60,41 @@ def encoder_config(config: ml_collections.ConfigDict) -> encoder_lib.EncoderConf
 def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> multimodal.MultiModalEncoder:
   return multimodal.MultiModalEncoder(
       modalities, encoder_config(config), shared=config.model.shared_encoder,
-      rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+      log_scale_init=float(config.model.get("log_scale_init", 0.0)), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  """The learning rate per step (`config.optimizer.schedule`).
+
+    "step" (default): `decay_steps` lists the steps at which the rate is multiplied by
+      `decay_factor` (optax.piecewise_constant_schedule), the SleepFM reference.
+    "cosine": linear warm-up over `warmup_steps` from 0, then cosine decay to
+      `learning_rate * final_fraction` at `config.steps` (optax.warmup_cosine_decay_schedule).
+
+  Raises:
+    ValueError: unknown schedule name.
+  """
+  opt = config.optimizer
+  name = opt.get("schedule", "step")
+  if name == "step":
+    return optax.piecewise_constant_schedule(
+        opt.learning_rate, {int(s): opt.decay_factor for s in opt.decay_steps})
+  if name == "cosine":
+    warmup = int(opt.get("warmup_steps", 0))
+    return optax.warmup_cosine_decay_schedule(
+        0.0, opt.learning_rate, warmup_steps=warmup, decay_steps=max(int(config.steps), warmup + 1),
+        end_value=opt.learning_rate * float(opt.get("final_fraction", 0.0)))
+  raise ValueError(f"config.optimizer.schedule must be 'step' or 'cosine', got {name!r}")
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """SGD momentum 0.9 with step decay x0.1 (the SleepFM reference) or AdamW.
+  """SGD momentum 0.9 (the SleepFM reference) or AdamW, on `learning_rate_schedule(config)`.
 
-  `config.optimizer.decay_steps` lists the steps at which the learning rate is multiplied by
-  `decay_factor` (optax.piecewise_constant_schedule).
+  Raises:
+    ValueError: unknown optimizer or schedule name.
   """
   opt = config.optimizer
-  schedule = optax.piecewise_constant_schedule(
-      opt.learning_rate, {int(s): opt.decay_factor for s in opt.decay_steps})
+  schedule = learning_rate_schedule(config)
   if opt.name == "sgd":
     tx = optax.sgd(schedule, momentum=opt.momentum)
     if opt.weight_decay:

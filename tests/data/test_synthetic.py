@@ -258,3 +258,49 @@ def test_written_edf_round_trips(tmp_path):
   assert annotations.onset[0] == 0 and annotations.onset[-1] + annotations.duration[-1] == n_epochs * 30
   assert all(a != b for a, b in zip(annotations.description[:-1], annotations.description[1:]))
   assert annotations.description[-1] == "Sleep stage ?"
+
+
+# --------------------------------------------------------------- between-subject variability
+
+
+def test_variability_zero_gives_population_mean_signatures():
+  p = synthetic.sample_subject_params(np.random.default_rng(0), variability=0.0)
+  assert p.swa_scale == 1.0 and p.alpha_scale == 1.0 and p.hr_stage_scale == 1.0
+  assert p.emg_stage_scale == (1.0,) * 5
+  assert p.sweat_per_h == 0.0
+
+
+def test_variability_spreads_the_stage_signatures_across_subjects():
+  params = [synthetic.sample_subject_params(np.random.default_rng(s), variability=1.0) for s in range(40)]
+  swa = np.array([p.swa_scale for p in params])
+  ages = np.array([p.age_years for p in params])
+  assert swa.std() > 0.15 and np.all(swa > 0)
+  # Slow-wave amplitude declines with age (Carrier et al. 2001).
+  assert np.corrcoef(ages, swa)[0, 1] < -0.3
+  # The variability draws come after the original ones: the other fields do not move.
+  base = synthetic.sample_subject_params(np.random.default_rng(0), variability=0.0)
+  assert params[0].alpha_hz == base.alpha_hz and params[0].gains == base.gains
+
+
+def test_sweat_artefacts_add_slow_power_to_eeg_only():
+  hyp = np.full(60, N2, np.int32)
+  params = synthetic.sample_subject_params(np.random.default_rng(1), variability=0.0)
+  quiet = synthetic.SyntheticConfig(movement_artefacts_per_h=0, electrode_pops_per_h=0, subject_variability=0.0)
+  clean = synthetic.synthesize_night(hyp, params, np.random.default_rng(5), quiet)
+  sweaty_params = synthetic.SubjectParams(**{**params.__dict__, "sweat_per_h": 20.0})
+  sweaty = synthetic.synthesize_night(hyp, sweaty_params, np.random.default_rng(5), quiet)
+
+  def slow_power(signals, labels):
+    return sum(float(np.sum(_band_power(signals[l][0].reshape(60, -1), signals[l][1], 0.05, 0.5)))
+               for l in labels)
+  assert slow_power(sweaty, synthetic.EEG_CHANNELS + synthetic.EOG_CHANNELS) > 1.5 * slow_power(
+      clean, synthetic.EEG_CHANNELS + synthetic.EOG_CHANNELS)
+  # Drawn after every other stream: the other modalities are untouched.
+  for label in synthetic.EMG_CHANNELS + synthetic.ECG_CHANNELS + synthetic.RESP_CHANNELS:
+    np.testing.assert_array_equal(sweaty[label][0], clean[label][0])
+
+
+@pytest.mark.parametrize("field", ["sweat_artefacts_per_h", "subject_variability", "stage_fluctuation_sd"])
+def test_negative_realism_settings_are_rejected(field):
+  with pytest.raises(ValueError, match=field):
+    synthetic.SyntheticConfig(**{field: -0.1}).validate()

@@ -119,3 +119,30 @@ def test_cli_tiny(tmp_path):
   out2 = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
   assert out2.returncode == 0, out2.stderr[-4000:]
   assert "Resuming from checkpoint at step" in out2.stdout
+
+
+def test_learning_rate_schedules():
+  step = tiny_pretrain_config(**{"optimizer.learning_rate": 0.1, "optimizer.decay_steps": (5,)})
+  lr = pretrain.learning_rate_schedule(step)
+  assert float(lr(4)) == pytest.approx(0.1) and float(lr(5)) == pytest.approx(0.01)
+  cosine = tiny_pretrain_config(**{"optimizer.learning_rate": 0.1, "optimizer.schedule": "cosine",
+                                   "optimizer.warmup_steps": 10, "optimizer.final_fraction": 0.1,
+                                   "steps": 110})
+  lr = pretrain.learning_rate_schedule(cosine)
+  assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.05)
+  assert float(lr(10)) == pytest.approx(0.1)
+  assert float(lr(60)) == pytest.approx(0.01 + 0.09 * 0.5, rel=1e-5)  # Half-way down the cosine.
+  assert float(lr(110)) == pytest.approx(0.01)
+  with pytest.raises(ValueError, match="schedule"):
+    pretrain.learning_rate_schedule(tiny_pretrain_config(**{"optimizer.schedule": "linear"}))
+
+
+def test_log_scale_init_sets_t_and_rejects_negative():
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  from sleepjax.models import multimodal  # pylint: disable=g-import-not-at-top
+  config = tiny_pretrain_config(**{"model.log_scale_init": 2.66})
+  model = pretrain.build_model(config, ("bas", "ecg"))
+  assert float(model.log_scale[...]) == pytest.approx(2.66)
+  with pytest.raises(ValueError, match="log_scale_init"):
+    multimodal.MultiModalEncoder(("bas", "ecg"), pretrain.encoder_config(config), log_scale_init=-1.0,
+                                 rngs=nnx.Rngs(0))

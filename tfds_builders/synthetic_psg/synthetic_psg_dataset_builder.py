@@ -10,11 +10,11 @@ The signals are SYNTHETIC (a phenomenological model, see sleepjax.data.synthetic
 test and demonstrate the library, not to make claims about real sleep.
 
 Configs (SyntheticPsgConfig; generation is deterministic from `seed`):
-  default       10 subjects x 1 night, 1 h of sleep + 5 min of wake on each side; 128 Hz,
+  default       15 subjects x 1 night, 45 min of sleep + 5 min of wake on each side; 128 Hz,
                 low-pass at Nyquist + per-night z-score (SleepFM-Clinical); all 5 modalities
-                (EEG 6, EOG 2, EMG 1, ECG 1, RESP 3). About a minute to build on 2 cores
-                (measured: 33 s of CPU time; 94 s wall on a 2-CPU machine shared with other
-                jobs; benchmarks/build_throughput.py).
+                (EEG 6, EOG 2, EMG 1, ECG 1, RESP 3). Split 11 / 2 / 2 subjects, so that the
+                main job's probe is scored on 4 held-out subjects. About a minute to build on
+                2 cores (benchmarks/build_throughput.py).
   sleepmg       12 subjects x 1 night of 2 h; 100 Hz, EEG 6 / EOG 2 / EMG 1 / ECG 1 (SleepMG).
   tiny          3 subjects x 15 min of sleep; as `default` (tests, CI, notebooks; seconds).
   sleepmg_tiny  3 subjects x 15 min of sleep; as `sleepmg`.
@@ -96,10 +96,18 @@ _SLEEPMG = dict(sfreq=100.0, lowpass_at_nyquist=False, zscore=False,
 class Builder(_common.PsgBuilder):
   """DatasetBuilder for the synthetic PSG corpus."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release: default, sleepmg, tiny, sleepmg_tiny, large."}
+  # Bump with every change of sleepjax.data.synthetic that changes the signals: TFDS reuses a
+  # prepared version silently.
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release: default, sleepmg, tiny, sleepmg_tiny, large.",
+      "1.1.0": "Generator: between-subject spread of the stage signatures (age-related slow-wave "
+               "amplitude, alpha, chin-EMG tone per stage, heart-rate response), stronger "
+               "within-stage fluctuation, sweat artefacts, respiratory-belt gain steps.",
+  }
   BUILDER_CONFIGS = [
-      SyntheticPsgConfig(name="default", description="10 subjects x 1 h, 128 Hz, 5 modalities "
+      SyntheticPsgConfig(name="default", n_subjects=15, duration_h=0.75,
+                         description="15 subjects x 45 min, 128 Hz, 5 modalities "
                          "(SleepFM-Clinical preprocessing)."),
       SyntheticPsgConfig(name="sleepmg", n_subjects=12, duration_h=2.0, wake_before_min=10.0,
                          wake_after_min=10.0, description="12 subjects x 2 h, 100 Hz, "
