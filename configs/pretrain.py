@@ -12,6 +12,9 @@ Variants (`--config=configs/pretrain.py:NAME`):
   sleep_edf  REAL Sleep-EDF Expanded sleep-cassette nights (download or manual_dir).
   clinical   SleepFM-Clinical size for accelerators (E=128, 6 layers, 8 heads, 5-s patches at
              128 Hz, 5-min windows, batch 128).
+  transfer   the transfer paper's 1-s patches and 60-s windows, CPU-sized (E=64, 2 layers), on the
+             synthetic default: the checkpoint for configs/transfer.py (4-s wake EEG/ECG windows).
+  transfer_paper  the same at the paper's size (E=128, 3 layers, batch 128) for accelerators.
 
 Any field can be overridden: --config.steps=200 --config.optimizer.name=adamw.
 """
@@ -128,6 +131,30 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.checkpoint_every = 100
     c.optimizer.name = "adamw"
     c.optimizer.learning_rate = 1e-3
+  elif variant in ("transfer", "transfer_paper"):
+    # The transfer paper's variant (1-s patches, 60-s windows) for checkpoints that fine-tune on
+    # short wake windows (EEGMMIDB and MIT-BIH beats are 4 s: shorter than one 5-s patch).
+    # `transfer`: CPU-sized (the default's widths, E=64, 2 layers) on the embedded synthetic data;
+    # `transfer_paper`: the paper's E=128, 3 layers, for accelerators.
+    c.model.log_scale_init = 2.66
+    c.data.window_epochs = 2
+    c.optimizer.name = "adamw"
+    c.optimizer.learning_rate = 1e-3
+    if variant == "transfer":
+      c.model.encoder = _encoder("transfer", embed_dim=64, num_layers=2, num_heads=4, ff_dim=128,
+                                 dropout=0.1, tokenizer_widths=(4, 8, 8, 16, 16, 32), channel_encoding=True)
+      c.batch_size = 16
+      c.steps = 400
+      c.log_every = 25
+      c.checkpoint_every = 100
+    else:
+      c.model.encoder = _encoder("transfer", channel_encoding=True)
+      c.model.dtype = "bfloat16"
+      c.data.builder_config = "large"
+      c.batch_size = 128
+      c.steps = 20000
+      c.log_every = 100
+      c.checkpoint_every = 2000
   elif variant == "tiny":
     c.data.builder_config = "tiny"
     c.data.window_epochs = 2

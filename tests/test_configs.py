@@ -5,7 +5,7 @@ import pytest
 from configs import pretrain
 from configs import sleepmg
 
-PRETRAIN_VARIANTS = (None, "tiny", "dreams", "sleep_edf", "clinical")
+PRETRAIN_VARIANTS = (None, "tiny", "dreams", "sleep_edf", "clinical", "transfer", "transfer_paper")
 
 
 @pytest.mark.parametrize("variant", PRETRAIN_VARIANTS)
@@ -18,6 +18,10 @@ def test_pretrain_variants(variant):
   from sleepjax.train import pretrain as trainer
   cfg = trainer.encoder_config(c)
   assert cfg.embed_dim % cfg.num_heads == 0
+  # Windows hold a whole number of patches.
+  assert (c.data.window_epochs * 30 * cfg.sfreq) % cfg.patch_size == 0
+  if variant and variant.startswith("transfer"):
+    assert cfg.patch_size == cfg.sfreq  # 1-s patches: 4-s wake windows hold 4 tokens.
 
 
 def test_sleepmg_paths_are_overridable():
