@@ -33,9 +33,10 @@ Strategies (`config.strategies`): scratch, pretrained, frozen. The pretrained on
 a config.json, `config.pretrained_config` (the configs/pretrain.py variant it was trained with);
 with pretrained_workdir None they are skipped with a message.
 
-A pretrained encoder brings its own encoder config (patch size, rate, width); `config.model.encoder`
-is the scratch encoder (the transfer paper's: 1-s patches at 128 Hz, 3 layers). Compare scratch
-and pretrained at equal size by setting `config.model.encoder` to the pretraining encoder.
+A pretrained encoder brings its own encoder config (patch size, rate, width). The scratch strategy
+uses the same architecture at random init when a pretrained_workdir is given
+(`config.model.scratch_matches_pretrained`, default True), else `config.model.encoder` (the transfer
+paper's: 1-s patches at 128 Hz, 3 layers).
 """
 
 import dataclasses
@@ -98,6 +99,9 @@ def _base() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.encoder = _encoder("transfer")  # 1-s patches of 128 samples at 128 Hz, 3 layers, E=128.
   c.model.dtype = "float32"
+  # True: the scratch strategy uses the pretrained checkpoint's encoder architecture (random init),
+  # so scratch and pretrained compare at equal size; False: `model.encoder` below.
+  c.model.scratch_matches_pretrained = True
   c.model.head_hidden_dim = 128
   c.model.head_dropout = 0.1
   c.model.mask_rate = 0.2  # Masked-time augmentation: fraction of tokens dropped in training.

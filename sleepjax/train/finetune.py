@@ -945,7 +945,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
   if unknown:
     raise ValueError(f"config.strategies: unknown {unknown}; expected a subset of {STRATEGIES}")
   pretrained, skipped = None, []
-  if any(s != "scratch" for s in strategies):
+  # The scratch baseline takes the checkpoint's architecture when asked (an equal-size comparison).
+  match = bool(config.model.get("scratch_matches_pretrained", False)) and config.get("pretrained_workdir")
+  if any(s != "scratch" for s in strategies) or match:
     if config.get("pretrained_workdir"):
       pretrained = load_pretrained(config, config.data.modality)
     else:
@@ -962,7 +964,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
   for strategy in strategies:
     for channel_encoding in config.channel_encodings:
       pre = pretrained if strategy != "scratch" else None
-      enc = encoder_config_for(config, channel_encoding, pre)
+      enc = encoder_config_for(config, channel_encoding, pretrained if (pre or match) else None)
       data_key = (enc.sfreq, enc.patch_size)
       if data_key not in data_cache:
         data_cache[data_key] = load_data(config, enc, sources)
@@ -997,6 +999,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
         row[key] = st["mean"]
         row[f"{key}_std"] = st["std"]
       row["steps"] = float(np.mean([r["steps"] for r in runs[-len(per_seed):]]))
+      row["encoder"] = (f"E={enc.embed_dim}, {enc.num_layers} layers, "
+                        f"{enc.patch_size / enc.sfreq:g}-s patches")
       row["pretrained_checkpoint"] = pre.checkpoint if pre else ""
       row["pretrained_step"] = pre.step if pre else None
       row["pretraining_data"] = pre.data if pre else ""

@@ -274,3 +274,17 @@ def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
   assert (tmp_path / "work" / "channel_ablation.png").stat().st_size > 1000
   curve = (tmp_path / "work" / "channel_ablation.csv").read_text().splitlines()
   assert curve[0].startswith("task,metric,k,mean") and len(curve) == 3
+
+
+@pytest.mark.parametrize("match", [True, False])
+def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_workdir, tmp_path, match):
+  workdir, _ = pretrain_workdir
+  config = _config(**{"pretrained_workdir": str(workdir), "max_steps": 1, "eval_every": 1,
+                      "strategies": ("scratch", "pretrained"), "channel_encodings": (False,),
+                      "model.scratch_matches_pretrained": match, "model.encoder.embed_dim": 8})
+  config.ablation.enabled = False
+  rows = finetune.train_and_evaluate(config, str(tmp_path), sources=sources)
+  by_strategy = {r["strategy"]: r for r in rows}
+  assert by_strategy["pretrained"]["encoder"].startswith("E=16,")
+  assert by_strategy["scratch"]["encoder"].startswith("E=16," if match else "E=8,")
+  assert by_strategy["scratch"]["pretrained_checkpoint"] == ""
