@@ -33,6 +33,15 @@ def module_name(dataset: str) -> tuple[str, str]:
   return dataset, dataset.rsplit(".", 1)[-1]
 
 
+def _class_names(builder) -> list[str] | None:
+  """Downstream class names: the `label` ClassLabel's, or the multilabel metadata's `label_names`."""
+  features = builder.info.features
+  if "label" in features and hasattr(features["label"], "names"):
+    return list(features["label"].names)
+  metadata = builder.info.metadata or {}
+  return list(metadata["label_names"]) if "label_names" in metadata else None
+
+
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], prog="python -m sleepjax.data.build")
   parser.add_argument("dataset", help="dataset folder (tfds_builders/sleep_edf) or module (tfds_builders.sleep_edf)")
@@ -48,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"cannot import {module!r} for {args.dataset!r}: {e} (run from the repository root)")
   builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir)
   full_name = builder.info.full_name
-  summaries = {split: summary.split_summary(builder.as_data_source(split=split))
+  summaries = {split: summary.split_summary(builder.as_data_source(split=split),
+                                           class_names=_class_names(builder))
                for split in builder.info.splits}
   print(summary.format_summary(f"{full_name} in {builder.data_dir}", summaries))
   report = builder.info.metadata.get("build_report") if builder.info.metadata else None
