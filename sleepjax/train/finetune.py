@@ -915,7 +915,7 @@ def _table_columns(rows: Sequence[Mapping[str, Any]], multilabel: bool = False) 
     for k in ("balanced_accuracy", "auroc", "auprc", "kappa", "weighted_f1"):
       cols += [k, f"{k}_std"]
     cols += sorted({k for r in rows for k in r if k.startswith("f1/")})
-  cols += ["steps", "pretrained_checkpoint", "pretrained_step", "pretraining_data", "pretrained_group"]
+  cols += ["steps", "encoder", "pretrained_checkpoint", "pretrained_step", "pretraining_data", "pretrained_group"]
   return cols
 
 

@@ -288,3 +288,4 @@ def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_
   assert by_strategy["pretrained"]["encoder"].startswith("E=16,")
   assert by_strategy["scratch"]["encoder"].startswith("E=16," if match else "E=8,")
   assert by_strategy["scratch"]["pretrained_checkpoint"] == ""
+  assert "| encoder " in (tmp_path / "transfer.md").read_text().splitlines()[0] + " "
