@@ -176,6 +176,33 @@ class Static:
   frozen: bool
   label_smoothing: float
   multilabel: bool = False
+  class_weights: tuple[float, ...] | None = None  # Single-label class weights (None: unweighted).
+
+
+def balanced_class_weights(labels, num_classes: int) -> np.ndarray:
+  """Class weights n / (K n_c), K the classes present (scikit-learn's class_weight="balanced").
+
+  Args:
+    labels: (N,) int class indices; negative values (unlabelled) are ignored.
+    num_classes: K.
+
+  Returns:
+    (K,) float64; a class absent from `labels` gets weight 0 (it contributes no loss anyway).
+
+  Raises:
+    ValueError: labels are not 1-D, reach K, or none is >= 0.
+  """
+  y = np.asarray(labels)
+  if y.ndim != 1:
+    raise ValueError(f"balanced_class_weights: labels must be (N,) class indices, got shape {y.shape}")
+  y = y[y >= 0]
+  if y.size == 0:
+    raise ValueError("balanced_class_weights: no labelled example")
+  if y.max() >= num_classes:
+    raise ValueError(f"balanced_class_weights: label {y.max()} >= num_classes {num_classes}")
+  counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+  present = int(np.sum(counts > 0))
+  return np.where(counts > 0, y.size / (present * np.maximum(counts, 1)), 0.0)
 
 
 def _param_labels(params):
@@ -244,8 +271,21 @@ def _loss(static: Static, logits, batch, *, label_smoothing: float = 0.0, reduct
   if static.multilabel:
     return multilabel_bce(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
                           reduction=reduction)
-  return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
-                              reduction=reduction)
+  if static.class_weights is None:
+    return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
+                                reduction=reduction)
+  # Weighted: sum_i w_{y_i} CE_i / sum_i w_{y_i} (the weighted mean; "none" gives w_{y_i} CE_i).
+  per_example = losses.cross_entropy(logits, batch["label"], mask=batch["valid"],
+                                     label_smoothing=label_smoothing, reduction="none")
+  labels = batch["label"]
+  valid = (labels >= 0) & batch["valid"]
+  w = jnp.asarray(static.class_weights, jnp.float32)[jnp.clip(labels, 0, len(static.class_weights) - 1)]
+  w = jnp.where(valid, w, 0.0)
+  if reduction == "none":
+    return w * per_example
+  if reduction == "sum":
+    return jnp.sum(w * per_example)
+  return jnp.sum(w * per_example) / jnp.maximum(jnp.sum(w), 1e-12)
 
 
 def _merge(static: Static, params, batch_stats, rest) -> TransferModel:
@@ -315,11 +355,13 @@ def head_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig, num_classes: int, *,
-               strategy: str, seed: int, multilabel: bool = False) -> tuple[Static, dict[str, Any]]:
+               strategy: str, seed: int, multilabel: bool = False,
+               class_weights=None) -> tuple[Static, dict[str, Any]]:
   """Builds a `TransferModel` with `seed` and returns (static parts, train state).
 
   `num_classes` is K (softmax head) or, with `multilabel`, the number of labels L (sigmoid head
-  trained with `multilabel_bce`).
+  trained with `multilabel_bce`). `class_weights` ((K,) floats, single-label only) weights the
+  cross-entropy of training and of the validation loss that early stopping watches.
 
   Raises:
     ValueError: unknown strategy.
@@ -327,16 +369,21 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   if strategy not in STRATEGIES:
     raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
   frozen = strategy == "frozen"
+  if class_weights is not None and multilabel:
+    raise ValueError("class_weights apply to single-label tasks only (a multilabel task uses BCE)")
+  weights = None if class_weights is None else tuple(float(w) for w in np.asarray(class_weights).reshape(-1))
+  if weights is not None and len(weights) != num_classes:
+    raise ValueError(f"class_weights has {len(weights)} entries for {num_classes} classes")
   model = TransferModel(enc_config, num_classes, **head_config(config),
                         rngs=nnx.Rngs(params=seed, dropout=seed + 1))
   graphdef, params, batch_stats, rest = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
   key = (enc_config, num_classes, tuple(sorted(head_config(config).items())), frozen,
          config.optimizer.learning_rate, config.optimizer.weight_decay, config.optimizer.grad_clip_norm,
-         config.label_smoothing, bool(multilabel))
+         config.label_smoothing, bool(multilabel), weights)
   static = _STATIC_CACHE.get(key)
   if static is None or static.graphdef != graphdef:
     static = Static(graphdef, make_optimizer(config, frozen=frozen), frozen, config.label_smoothing,
-                    bool(multilabel))
+                    bool(multilabel), weights)
     _STATIC_CACHE[key] = static
   state = {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": batch_stats, "rest": rest,
            "opt_state": static.tx.init(params), "rng": jax.random.PRNGKey(seed + 2)}
@@ -724,8 +771,15 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
   if strategy != "scratch" and pretrained is None:
     raise ValueError(f"strategy {strategy!r} needs a pretrained encoder (config.pretrained_workdir)")
   multilabel = dpipe.is_multilabel(data["train"])
+  weighting = config.get("class_weighting", "none")
+  if weighting not in ("none", "balanced"):
+    raise ValueError(f"config.class_weighting must be 'none' or 'balanced', got {weighting!r}")
+  if weighting == "balanced" and multilabel:
+    raise ValueError(f"config.class_weighting='balanced' applies to single-label tasks; {config.name} is multilabel")
+  class_weights = (balanced_class_weights(data["train"]["label"], len(class_names))
+                   if weighting == "balanced" else None)
   static, state = init_state(config, enc_config, len(class_names), strategy=strategy, seed=seed,
-                             multilabel=multilabel)
+                             multilabel=multilabel, class_weights=class_weights)
   if pretrained is not None and strategy != "scratch":
     state = load_encoder_into(state, pretrained)
   batches = _train_batches(data["train"], config.batch_size, seed)

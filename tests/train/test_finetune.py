@@ -10,6 +10,7 @@ import warnings
 
 from flax import nnx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.signal
@@ -289,3 +290,40 @@ def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_
   assert by_strategy["scratch"]["encoder"].startswith("E=16," if match else "E=8,")
   assert by_strategy["scratch"]["pretrained_checkpoint"] == ""
   assert "| encoder " in (tmp_path / "transfer.md").read_text().splitlines()[0] + " "
+
+
+def test_balanced_class_weights_match_sklearn_and_weight_the_loss():
+  from sklearn.utils.class_weight import compute_class_weight  # pylint: disable=g-import-not-at-top
+  labels = np.array([0, 0, 0, 0, 1, 2, 2, -1])
+  w = finetune.balanced_class_weights(labels, 4)
+  ref = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=labels[labels >= 0])
+  np.testing.assert_allclose(w[:3], ref)
+  assert w[3] == 0.0  # Absent class.
+  with pytest.raises(ValueError, match="num_classes"):
+    finetune.balanced_class_weights(np.array([0, 5]), 3)
+
+  rng = np.random.default_rng(0)
+  logits = rng.normal(size=(6, 3)).astype(np.float32)
+  batch = {"label": jnp.array([0, 0, 1, 2, 2, -1]), "valid": jnp.array([True] * 5 + [False])}
+  weights = (0.5, 2.0, 1.0)
+  static = finetune.Static(None, None, False, 0.0, False, weights)
+  got = float(finetune._loss(static, jnp.asarray(logits), batch))
+  logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+  y = np.array([0, 0, 1, 2, 2])
+  ce = -logp[np.arange(5), y]
+  wy = np.array(weights)[y]
+  assert got == pytest.approx(float(np.sum(wy * ce) / np.sum(wy)), rel=1e-5)
+  none = np.asarray(finetune._loss(static, jnp.asarray(logits), batch, reduction="none"))
+  np.testing.assert_allclose(none[:5], wy * ce, rtol=1e-5)
+  assert none[5] == 0.0
+
+
+def test_class_weighting_trains_and_rejects_multilabel(sources):
+  config = _config(**{"max_steps": 2, "eval_every": 1, "class_weighting": "balanced"})
+  data, class_names = finetune.load_data(config, finetune.encoder_config_for(config, False, None), sources)
+  run = finetune.train_one(config, data, class_names, finetune.encoder_config_for(config, False, None),
+                           strategy="scratch", seed=0)
+  assert run["static"].class_weights is not None and len(run["static"].class_weights) == len(CLASSES)
+  with pytest.raises(ValueError, match="single-label"):
+    finetune.init_state(config, finetune.encoder_config_for(config, False, None), 3, strategy="scratch", seed=0,
+                        multilabel=True, class_weights=np.ones(3))
