@@ -658,15 +658,17 @@ def plot_imbalance(log_rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
   for r in log_rows:
     if r["seed"] == seed and r["fold"] == fold:
       by_method[r["method"]].append(r)
-  for method, rows in by_method.items():
+  for index, (method, rows) in enumerate(by_method.items()):
     rows = sorted(rows, key=lambda r: r["step"])
     steps = np.array([r["step"] for r in rows])
     for ax, key in zip(axes, ("imbalance_y", "imbalance_d")):
-      y = np.array([r[key] for r in rows], np.float64)
+      # None: a strict-JSON null read back from imbalance.jsonl (no such head).
+      y = np.array([np.nan if r[key] is None else r[key] for r in rows], np.float64)
       if np.all(np.isnan(y)):
         continue
       ys = _moving_average(y, smooth)
-      ax.plot(steps[len(steps) - ys.size:], ys, label=METHOD_NAMES.get(method, method))
+      # One colour per method in both panels.
+      ax.plot(steps[len(steps) - ys.size:], ys, color=f"C{index % 10}", label=METHOD_NAMES.get(method, method))
   for ax, title in zip(axes, ("(a) Classification", "(b) Domain discrimination")):
     ax.set_title(title)
     ax.set_xlabel("training step")
