@@ -22,7 +22,8 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None,
-                  label_smoothing: float = 0.0, reduction: str = "mean") -> jax.Array:
+                  label_smoothing: float = 0.0, reduction: str = "mean",
+                  class_weights=None) -> jax.Array:
   """Softmax cross-entropy that never trains on unscored epochs.
 
   Positions whose label is negative (AASM `UNSCORED` = -1, `MOVEMENT` = -2) or whose `mask` is
@@ -38,13 +39,16 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | Non
     label_smoothing: eps in [0, 1).
     reduction: "mean" (sum over counted positions / their number, 0 when none counts), "sum", or
       "none" (per-position losses, 0 where ignored).
+    class_weights: optional (K,) float weights w_c of the classes (e.g. sklearn's "balanced"
+      n / (K n_c)): each position's loss is multiplied by w_{label}, and "mean" becomes the
+      weighted mean sum_i w_{y_i} CE_i / sum_i w_{y_i} (King & Zeng 2001).
 
   Returns:
     A float32 scalar for "mean"/"sum", or a (...) float32 array for "none".
 
   Raises:
     ValueError: on an unknown reduction, a label_smoothing outside [0, 1), or shapes that do
-      not match (labels/mask must equal logits.shape[:-1]).
+      not match (labels/mask must equal logits.shape[:-1]; class_weights must be (K,)).
   """
   if reduction not in _REDUCTIONS:
     raise ValueError(f"cross_entropy: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
@@ -69,13 +73,21 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | Non
   if label_smoothing > 0.0:
     targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
   per_position = -jnp.sum(targets * log_probs, axis=-1)
-  per_position = jnp.where(valid, per_position, 0.0)
+  weight = valid.astype(jnp.float32)
+  if class_weights is not None:
+    class_weights = jnp.asarray(class_weights, jnp.float32)
+    if class_weights.shape != (num_classes,):
+      raise ValueError(f"cross_entropy: class_weights shape {class_weights.shape} must be ({num_classes},)")
+    weight = weight * class_weights[safe_labels]
+  per_position = jnp.where(valid, per_position * weight, 0.0)
   if reduction == "none":
     return per_position
   total = jnp.sum(per_position)
   if reduction == "sum":
     return total
-  return total / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
+  if class_weights is None:
+    return total / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
+  return total / jnp.maximum(jnp.sum(weight), 1e-12)
 
 
 @jax.custom_vjp

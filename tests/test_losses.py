@@ -214,6 +214,24 @@ def test_cross_entropy_label_smoothing():
                              -(target * log_p).sum(), rtol=1e-6)
 
 
+def test_cross_entropy_class_weights_match_sklearn_sample_weights():
+  rng = np.random.default_rng(3)
+  logits = rng.normal(size=(7, 3)).astype(np.float32)
+  labels = np.array([0, 0, 1, 2, 2, 2, -1])  # The unscored position carries no weight.
+  weights = np.array([0.5, 2.0, 1.0])
+  keep = labels >= 0
+  probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+  expected = log_loss(labels[keep], probs[keep], sample_weight=weights[labels[keep]], labels=[0, 1, 2])
+  got = float(losses.cross_entropy(logits, labels, class_weights=weights))
+  assert got == pytest.approx(expected, rel=1e-5)
+  per = np.asarray(losses.cross_entropy(logits, labels, class_weights=weights, reduction="none"))
+  unweighted = np.asarray(losses.cross_entropy(logits, labels, reduction="none"))
+  np.testing.assert_allclose(per[keep], weights[labels[keep]] * unweighted[keep], rtol=1e-6)
+  assert per[~keep].tolist() == [0.0]
+  with pytest.raises(ValueError, match="class_weights"):
+    losses.cross_entropy(logits, labels, class_weights=np.ones(4))
+
+
 def test_cross_entropy_bad_input():
   with pytest.raises(ValueError, match="reduction"):
     losses.cross_entropy(np.zeros((2, 3)), np.zeros(2, int), reduction="max")

@@ -271,21 +271,8 @@ def _loss(static: Static, logits, batch, *, label_smoothing: float = 0.0, reduct
   if static.multilabel:
     return multilabel_bce(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
                           reduction=reduction)
-  if static.class_weights is None:
-    return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
-                                reduction=reduction)
-  # Weighted: sum_i w_{y_i} CE_i / sum_i w_{y_i} (the weighted mean; "none" gives w_{y_i} CE_i).
-  per_example = losses.cross_entropy(logits, batch["label"], mask=batch["valid"],
-                                     label_smoothing=label_smoothing, reduction="none")
-  labels = batch["label"]
-  valid = (labels >= 0) & batch["valid"]
-  w = jnp.asarray(static.class_weights, jnp.float32)[jnp.clip(labels, 0, len(static.class_weights) - 1)]
-  w = jnp.where(valid, w, 0.0)
-  if reduction == "none":
-    return w * per_example
-  if reduction == "sum":
-    return jnp.sum(w * per_example)
-  return jnp.sum(w * per_example) / jnp.maximum(jnp.sum(w), 1e-12)
+  return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
+                              reduction=reduction, class_weights=static.class_weights)
 
 
 def _merge(static: Static, params, batch_stats, rest) -> TransferModel:
