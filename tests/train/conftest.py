@@ -60,13 +60,23 @@ def tiny_pretrain_config(**overrides):
   c.steps = 4
   c.log_every = 2
   c.checkpoint_every = 2
+  return apply_overrides(c, overrides)
+
+
+# The compile-in-seconds encoder of the fine-tuning tests (single- and multilabel).
+TINY_TRANSFER_ENCODER = {"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
+                         "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": False, "window_s": 2.0}
+
+
+def apply_overrides(config, overrides):
+  """Sets dotted config paths (`{"optimizer.name": "adamw"}`) as `--config.x.y=v` would; returns config."""
   for key, value in overrides.items():
     *parents, leaf = key.split(".")
-    target = c
+    target = config
     for parent in parents:
       target = target[parent]
     target[leaf] = value
-  return c
+  return config
 
 
 @pytest.fixture(name="fake_source")

@@ -21,6 +21,8 @@ from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
 from sleepjax.train import finetune
 from sleepjax.train import pretrain
+from tests.train.conftest import TINY_TRANSFER_ENCODER
+from tests.train.conftest import apply_overrides
 
 SFREQ = 128.0
 N_TIMES = 256  # 2 s: eight 32-sample tokens.
@@ -54,21 +56,14 @@ def sources():
 def _config(**overrides):
   c = transfer_config.get_config("tiny")
   c.unlock()
-  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
-                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": False, "window_s": 2.0})
+  c.model.encoder.update(TINY_TRANSFER_ENCODER)
   c.data.sfreq = SFREQ
   c.data.class_names = CLASSES
   c.optimizer.learning_rate = 3e-3
   c.batch_size = 8
   c.eval_batch_size = 16
   c.seeds = (0,)
-  for key, value in overrides.items():
-    *path, last = key.split(".")
-    node = c
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 def _leaves(tree):

@@ -15,6 +15,8 @@ from configs import transfer as transfer_config
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
 from sleepjax.train import finetune
+from tests.train.conftest import TINY_TRANSFER_ENCODER
+from tests.train.conftest import apply_overrides
 
 SFREQ = 128.0
 N_TIMES = 256  # 2 s: eight 32-sample tokens.
@@ -49,21 +51,14 @@ def sources():
 def _config(**overrides):
   c = transfer_config.get_config("ptbxl_tiny")
   c.unlock()
-  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
-                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": False, "window_s": 2.0})
+  c.model.encoder.update(TINY_TRANSFER_ENCODER)
   c.data.sfreq = SFREQ
   c.data.class_names = LABELS
   c.optimizer.learning_rate = 3e-3
   c.batch_size = 16
   c.eval_batch_size = 32
   c.ablation.enabled = False
-  for key, value in overrides.items():
-    *path, last = key.split(".")
-    node = c
-    for p in path:
-      node = node[p]
-    node[last] = value
-  return c
+  return apply_overrides(c, overrides)
 
 
 def test_multilabel_bce_equals_numpy_formula():
