@@ -134,6 +134,25 @@ def _base() -> ml_collections.ConfigDict:
   return c
 
 
+def _ci_sized(c: ml_collections.ConfigDict, builder: str, *, window_s: float) -> None:
+  """Seconds on a CPU (the `*_tiny` variants): `builder`'s dummy data, a tiny encoder, 3 steps.
+
+  A separate data_dir keeps the dummy build away from a real build of the same dataset.
+  """
+  c.data.manual_dir = os.path.join(_REPO, "tfds_builders", builder, "dummy_data")
+  c.data.data_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sleepjax_tfds_dummy")
+  c.model.encoder = _encoder("tiny", patch_size=128, embed_dim=16, num_heads=2, ff_dim=32,
+                             tokenizer_widths=(4, 8, 8, 8, 8, 8), window_s=window_s)
+  c.model.head_hidden_dim = 16
+  c.strategies = ("scratch",)
+  c.batch_size = 2
+  c.eval_batch_size = 2
+  c.max_steps = 3
+  c.eval_every = 1
+  c.patience = 2
+  c.ablation.draws = 2
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = _base()
   variant = arg or "eegmmidb"
@@ -185,42 +204,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.ablation.metric = "auroc"  # Macro AUROC: balanced accuracy does not apply to multilabel tasks.
     if variant == "ptbxl_tiny":
       c.name = "ptbxl_tiny"
-      c.data.manual_dir = os.path.join(_REPO, "tfds_builders", "ptbxl", "dummy_data")
+      _ci_sized(c, "ptbxl", window_s=10.0)
       c.data.manual_dir_required = False
-      c.data.data_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sleepjax_tfds_dummy")
-      c.model.encoder = _encoder("tiny", patch_size=128, embed_dim=16, num_heads=2, ff_dim=32,
-                                 tokenizer_widths=(4, 8, 8, 8, 8, 8), window_s=10.0)
-      c.model.head_hidden_dim = 16
       c.seeds = (0,)
-      c.strategies = ("scratch",)
-      c.batch_size = 2
-      c.eval_batch_size = 2
-      c.max_steps = 3
-      c.eval_every = 1
-      c.patience = 2
       c.ablation.sizes = (1, 12)
-      c.ablation.draws = 2
   elif variant == "tiny":
-    # The eegmmidb builder's dummy EDFs: S001 (train), S005 (validation), S006 (test), 2 windows
-    # each. A separate data_dir keeps the dummy build away from a real eegmmidb/motor_imagery.
+    # The eegmmidb builder's dummy EDFs: S001 (train), S005 (validation), S006 (test), 2 windows each.
     c.name = "eegmmidb_tiny"
-    c.data.manual_dir = os.path.join(_REPO, "tfds_builders", "eegmmidb", "dummy_data")
-    c.data.data_dir = os.path.join(os.environ.get("TMPDIR", "/tmp"), "sleepjax_tfds_dummy")
-    c.model.encoder = _encoder("tiny", patch_size=128, embed_dim=16, num_heads=2, ff_dim=32,
-                               tokenizer_widths=(4, 8, 8, 8, 8, 8), window_s=4.0)
-    c.model.head_hidden_dim = 16
+    _ci_sized(c, "eegmmidb", window_s=4.0)
     c.seeds = (0, 1)
-    c.strategies = ("scratch",)
     c.channel_encodings = (True,)
-    c.batch_size = 2
-    c.eval_batch_size = 2
-    c.max_steps = 3
-    c.eval_every = 1
-    c.patience = 2
     c.ablation.enabled = True
     c.ablation.channel_encoding = True
     c.ablation.sizes = (1, 8, 64)
-    c.ablation.draws = 2
   else:
     raise ValueError(f"unknown configs/transfer.py variant {variant!r}")
   return c
