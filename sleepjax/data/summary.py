@@ -35,9 +35,10 @@ def split_summary(source: Sequence[Mapping[str, Any]], *,
     ValueError: the examples carry none of `stage`, `label`, `labels`.
   """
   subjects, records = set(), set()
-  counts = collections.Counter()
+  counts = collections.Counter()  # Class index -> examples (multilabel: positives).
   kind = None
-  for i in range(len(source)):
+  n = len(source)
+  for i in range(n):
     ex = source[i]
     if kind is None:
       kind = next((k for k in ("stage", "label", "labels") if k in ex), None)
@@ -50,21 +51,19 @@ def split_summary(source: Sequence[Mapping[str, Any]], *,
     if kind == "labels":
       for j, v in enumerate(np.asarray(ex["labels"]).reshape(-1)):
         counts[j] += int(v)
-      counts["_n"] += 1
     else:
       counts[int(ex[kind])] += 1
   out = {"subjects": len(subjects), "recordings": len(records)}
   if kind in (None, "stage"):
     per_stage = {name: counts.get(k, 0) for k, name in enumerate(stages_lib.STAGE_NAMES)}
     per_stage["unscored"] = sum(v for k, v in counts.items() if k < 0)
-    return {**out, "epochs": sum(counts.values()), "stages": per_stage}
-  n = counts.pop("_n", None)
+    return {**out, "epochs": n, "stages": per_stage}
   width = max([len(class_names or ())] + [k + 1 for k in counts if k >= 0])
   names = list(class_names or ()) + [str(k) for k in range(len(class_names or ()), width)]
   classes = {names[k]: counts.get(k, 0) for k in range(width)}
   if kind == "label" and any(k < 0 for k in counts):
     classes["unlabelled"] = sum(v for k, v in counts.items() if k < 0)
-  return {**out, "examples": n if n is not None else sum(counts.values()), "classes": classes}
+  return {**out, "examples": n, "classes": classes}
 
 
 def format_summary(title: str, summaries: Mapping[str, Mapping[str, Any]]) -> str:
