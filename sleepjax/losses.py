@@ -1,6 +1,7 @@
 """Losses as pure functions of arrays.
 
 * `cross_entropy`: softmax cross-entropy over K classes that ignores unscored labels (< 0).
+* `multilabel_bce`: sigmoid binary cross-entropy of a multilabel head (PTB-XL / CODE-15 labels).
 * `gradient_reversal`: the gradient reversal layer of domain-adversarial training
   (Ganin & Lempitsky 2015; used by SleepMG for its subject discriminator G_d).
 * `loo_contrastive_loss` / `pairwise_contrastive_loss`: SleepFM's leave-one-out and CLIP-style
@@ -17,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 
 _REDUCTIONS = ("mean", "sum", "none")
 
@@ -88,6 +90,46 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | Non
   if class_weights is None:
     return total / jnp.maximum(jnp.sum(valid), 1).astype(jnp.float32)
   return total / jnp.maximum(jnp.sum(weight), 1e-12)
+
+
+def multilabel_bce(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None,
+                   label_smoothing: float = 0.0, reduction: str = "mean") -> jax.Array:
+  """Sigmoid binary cross-entropy of a multilabel head, averaged over labels.
+
+  Per example n: (1 / L) sum_l -[t_nl log sigmoid(z_nl) + (1 - t_nl) log(1 - sigmoid(z_nl))] with the
+  smoothed target t = y (1 - eps) + eps / 2: each label is its own two-class problem, so label
+  smoothing moves eps / 2 of the mass to the other outcome (Szegedy et al. 2016 with K = 2;
+  `optax.smooth_labels` on [1 - y, y]). The transfer paper trains its ECG head (CODE-15, six labels)
+  with BCE (SPEC "Downstream transfer") and smooths labels by 0.1 throughout.
+
+  Args:
+    logits: (N, L) float, one logit per label.
+    labels: (N, L) {0, 1} int or float targets.
+    mask: optional (N,) bool, True where the example counts (padding rows are False).
+    label_smoothing: eps in [0, 1).
+    reduction: "mean" (over counted examples; 0 when none counts) or "none" ((N,) per-example
+      losses, 0 where masked).
+
+  Returns:
+    A float32 scalar ("mean") or (N,) float32 ("none").
+
+  Raises:
+    ValueError: shapes differ, eps outside [0, 1), or an unknown reduction.
+  """
+  if reduction not in ("mean", "none"):
+    raise ValueError(f"multilabel_bce: reduction must be 'mean' or 'none', got {reduction!r}")
+  if not 0.0 <= label_smoothing < 1.0:
+    raise ValueError(f"multilabel_bce: label_smoothing must be in [0, 1), got {label_smoothing}")
+  logits = jnp.asarray(logits, jnp.float32)
+  if logits.ndim != 2 or jnp.shape(labels) != logits.shape:
+    raise ValueError(f"multilabel_bce: labels shape {jnp.shape(labels)} must equal logits shape {logits.shape} (N, L)")
+  targets = jnp.asarray(labels, jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
+  per_example = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
+  valid = jnp.ones(logits.shape[0], bool) if mask is None else jnp.asarray(mask, bool)
+  per_example = jnp.where(valid, per_example, 0.0)
+  if reduction == "none":
+    return per_example
+  return jnp.sum(per_example) / jnp.maximum(jnp.sum(valid), 1)
 
 
 @jax.custom_vjp

@@ -12,7 +12,7 @@ with a class index `label` are single-label. `downstream_pipeline.load_split` tu
 2-D `label` (N, L), and everything below follows from that shape:
   single-label  softmax cross-entropy with label smoothing; metrics from the argmax (balanced
                 accuracy, kappa, weighted F1, per-class F1) and one-vs-rest AUROC/AUPRC;
-  multilabel    one logit per label, sigmoid binary cross-entropy (`multilabel_bce`, label smoothing
+  multilabel    one logit per label, sigmoid binary cross-entropy (`losses.multilabel_bce`, label smoothing
                 the BCE way: target y (1 - eps) + eps / 2), the transfer paper's ECG protocol (CODE-15,
                 SPEC "Downstream transfer": "BCE loss; per-label threshold at the best F1"). Metrics:
                 macro and per-label AUROC, macro AUPRC, and F1 per label at the threshold that maximises
@@ -227,50 +227,10 @@ def make_optimizer(config: ml_collections.ConfigDict, *, frozen: bool) -> optax.
   return tx
 
 
-def multilabel_bce(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | None = None,
-                   label_smoothing: float = 0.0, reduction: str = "mean") -> jax.Array:
-  """Sigmoid binary cross-entropy of a multilabel head, averaged over labels.
-
-  Per example n: (1 / L) sum_l -[t_nl log sigmoid(z_nl) + (1 - t_nl) log(1 - sigmoid(z_nl))] with the
-  smoothed target t = y (1 - eps) + eps / 2: each label is its own two-class problem, so label
-  smoothing moves eps / 2 of the mass to the other outcome (Szegedy et al. 2016 with K = 2;
-  `optax.smooth_labels` on [1 - y, y]). The transfer paper trains its ECG head (CODE-15, six labels)
-  with BCE (SPEC "Downstream transfer") and smooths labels by 0.1 throughout.
-
-  Args:
-    logits: (N, L) float, one logit per label.
-    labels: (N, L) {0, 1} int or float targets.
-    mask: optional (N,) bool, True where the example counts (padding rows are False).
-    label_smoothing: eps in [0, 1).
-    reduction: "mean" (over counted examples; 0 when none counts) or "none" ((N,) per-example
-      losses, 0 where masked).
-
-  Returns:
-    A float32 scalar ("mean") or (N,) float32 ("none").
-
-  Raises:
-    ValueError: shapes differ, eps outside [0, 1), or an unknown reduction.
-  """
-  if reduction not in ("mean", "none"):
-    raise ValueError(f"multilabel_bce: reduction must be 'mean' or 'none', got {reduction!r}")
-  if not 0.0 <= label_smoothing < 1.0:
-    raise ValueError(f"multilabel_bce: label_smoothing must be in [0, 1), got {label_smoothing}")
-  logits = jnp.asarray(logits, jnp.float32)
-  if logits.ndim != 2 or jnp.shape(labels) != logits.shape:
-    raise ValueError(f"multilabel_bce: labels shape {jnp.shape(labels)} must equal logits shape {logits.shape} (N, L)")
-  targets = jnp.asarray(labels, jnp.float32) * (1.0 - label_smoothing) + 0.5 * label_smoothing
-  per_example = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, targets), axis=-1)
-  valid = jnp.ones(logits.shape[0], bool) if mask is None else jnp.asarray(mask, bool)
-  per_example = jnp.where(valid, per_example, 0.0)
-  if reduction == "none":
-    return per_example
-  return jnp.sum(per_example) / jnp.maximum(jnp.sum(valid), 1)
-
-
 def _loss(static: Static, logits, batch, *, label_smoothing: float = 0.0, reduction: str = "mean"):
   if static.multilabel:
-    return multilabel_bce(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
-                          reduction=reduction)
+    return losses.multilabel_bce(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
+                                 reduction=reduction)
   return losses.cross_entropy(logits, batch["label"], mask=batch["valid"], label_smoothing=label_smoothing,
                               reduction=reduction, class_weights=static.class_weights)
 
@@ -347,7 +307,7 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   """Builds a `TransferModel` with `seed` and returns (static parts, train state).
 
   `num_classes` is K (softmax head) or, with `multilabel`, the number of labels L (sigmoid head
-  trained with `multilabel_bce`). `class_weights` ((K,) floats, single-label only) weights the
+  trained with `losses.multilabel_bce`). `class_weights` ((K,) floats, single-label only) weights the
   cross-entropy of training and of the validation loss that early stopping watches.
 
   Raises:
@@ -615,7 +575,7 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
 def predict(static: Static, params, batch_stats, rest, arrays: Mapping[str, np.ndarray], batch_size: int):
   """(logits (N, K) float32, per-example unsmoothed loss (N,)) over in-memory examples.
 
-  The loss is the cross-entropy, or `multilabel_bce` (mean over labels) when `static.multilabel`.
+  The loss is the cross-entropy, or `losses.multilabel_bce` (mean over labels) when `static.multilabel`.
   """
   logits, loss = [], []
   for batch in dpipe.batches(arrays, batch_size, shuffle=False):

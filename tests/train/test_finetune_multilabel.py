@@ -12,6 +12,7 @@ import pytest
 from sklearn import metrics as sk_metrics
 
 from configs import transfer as transfer_config
+from sleepjax import losses
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
 from sleepjax.train import finetune
@@ -69,16 +70,16 @@ def test_multilabel_bce_equals_numpy_formula():
   t = labels * (1 - eps) + eps / 2  # BCE smoothing: 1 -> 0.95, 0 -> 0.05.
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))
   per_example = np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p)), axis=1)
-  got = finetune.multilabel_bce(logits, labels, mask=mask, label_smoothing=eps, reduction="none")
+  got = losses.multilabel_bce(logits, labels, mask=mask, label_smoothing=eps, reduction="none")
   np.testing.assert_allclose(np.asarray(got), [*per_example[:2], 0.0], rtol=1e-5)
-  mean = finetune.multilabel_bce(logits, labels, mask=mask, label_smoothing=eps)
+  mean = losses.multilabel_bce(logits, labels, mask=mask, label_smoothing=eps)
   assert float(mean) == pytest.approx(per_example[:2].mean(), rel=1e-5)
   # Unsmoothed: the plain BCE, which sklearn's log_loss gives per label.
-  plain = float(finetune.multilabel_bce(logits[:2], labels[:2]))
+  plain = float(losses.multilabel_bce(logits[:2], labels[:2]))
   ref = np.mean([sk_metrics.log_loss(labels[:2, j], p[:2, j], labels=[0, 1]) for j in range(3)])
   assert plain == pytest.approx(ref, rel=1e-5)
   with pytest.raises(ValueError, match="shape"):
-    finetune.multilabel_bce(logits, labels[:, :2])
+    losses.multilabel_bce(logits, labels[:, :2])
 
 
 def test_multilabel_metrics_match_sklearn_and_thresholds_come_from_validation():
