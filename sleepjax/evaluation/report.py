@@ -78,13 +78,17 @@ def format_table(rows: Sequence[Mapping], columns: Sequence[str] | None = None,
   return "\n".join([line(cols), sep] + [line(b) for b in body])
 
 
-def _jsonable(value):
+def jsonable(value):
+  """`value` with NumPy scalars/arrays as Python ones and NaN/inf as None (strict JSON: null).
+
+  Recurses into mappings (keys become str), lists, tuples and arrays; other values pass through.
+  """
   if isinstance(value, np.ndarray):
-    return [_jsonable(v) for v in value.tolist()]
+    return [jsonable(v) for v in value.tolist()]
   if isinstance(value, (list, tuple)):
-    return [_jsonable(v) for v in value]
+    return [jsonable(v) for v in value]
   if isinstance(value, Mapping):
-    return {str(k): _jsonable(v) for k, v in value.items()}
+    return {str(k): jsonable(v) for k, v in value.items()}
   if isinstance(value, (np.bool_, bool)):
     return bool(value)
   if isinstance(value, (np.integer,)):
@@ -130,8 +134,8 @@ def write_results(workdir: str | os.PathLike, name: str, rows: Sequence[Mapping]
     writer.writerow(columns)
     for r in rows:
       # NaN is written as an empty cell, which spreadsheets and pandas read back as missing.
-      writer.writerow(["" if _jsonable(r.get(c)) is None else _jsonable(r.get(c)) for c in columns])
-  paths["json"].write_text(json.dumps([_jsonable(dict(r)) for r in rows], indent=2) + "\n")
+      writer.writerow(["" if jsonable(r.get(c)) is None else jsonable(r.get(c)) for c in columns])
+  paths["json"].write_text(json.dumps([jsonable(dict(r)) for r in rows], indent=2) + "\n")
   return paths
 
 

@@ -69,6 +69,7 @@ from sleepjax import losses
 from sleepjax import optim
 from sleepjax.data import stages
 from sleepjax.evaluation import metrics as metrics_lib
+from sleepjax.evaluation import report as report_lib
 from sleepjax.models import featurenet
 from sleepjax.models import sleepmg as sleepmg_lib
 
@@ -703,23 +704,12 @@ def plot_confusion(cm: np.ndarray, path: str | os.PathLike, title: str) -> None:
   plt.close(fig)
 
 
-def _json_safe(value):
-  """NaN and inf -> None (JSON null), recursively: strict JSON has no NaN."""
-  if isinstance(value, float) and not np.isfinite(value):
-    return None
-  if isinstance(value, dict):
-    return {k: _json_safe(v) for k, v in value.items()}
-  if isinstance(value, (list, tuple)):
-    return [_json_safe(v) for v in value]
-  return value
-
-
 def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_rows) -> str:
   """Writes imbalance.jsonl/.png and results.md/.csv/.json; returns the Markdown table."""
   with open(work / "imbalance.jsonl", "w", encoding="utf-8") as f:
     for row in log_rows:
       # Methods without a domain head log NaN for it; strict JSON readers need null.
-      f.write(json.dumps(_json_safe(row), allow_nan=False) + "\n")
+      f.write(json.dumps(report_lib.jsonable(row), allow_nan=False) + "\n")
   plot_imbalance(log_rows, work / "imbalance.png", seed=int(config.seeds[0]),
                  smooth=int(config.get("plot_smoothing", 1)))
   table, rows = results_table(results, label)
