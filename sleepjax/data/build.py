@@ -20,6 +20,7 @@ import json
 import pathlib
 import sys
 
+from sleepjax.data import downstream_pipeline
 from sleepjax.data import pipeline
 from sleepjax.data import summary
 
@@ -31,15 +32,6 @@ def module_name(dataset: str) -> tuple[str, str]:
     parts = path.resolve().relative_to(pathlib.Path.cwd().resolve()).parts
     return ".".join(parts), parts[-1]
   return dataset, dataset.rsplit(".", 1)[-1]
-
-
-def _class_names(builder) -> list[str] | None:
-  """Downstream class names: the `label` ClassLabel's, or the multilabel metadata's `label_names`."""
-  features = builder.info.features
-  if "label" in features and hasattr(features["label"], "names"):
-    return list(features["label"].names)
-  metadata = builder.info.metadata or {}
-  return list(metadata["label_names"]) if "label_names" in metadata else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
   builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir)
   full_name = builder.info.full_name
   summaries = {split: summary.split_summary(builder.as_data_source(split=split),
-                                           class_names=_class_names(builder))
+                                           class_names=downstream_pipeline.class_names(builder.info))
                for split in builder.info.splits}
   print(summary.format_summary(f"{full_name} in {builder.data_dir}", summaries))
   report = builder.info.metadata.get("build_report") if builder.info.metadata else None

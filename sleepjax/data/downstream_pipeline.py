@@ -194,6 +194,25 @@ def _example_label(ex: Mapping[str, Any], index: int, name: str) -> int | np.nda
                                     f"keys: {sorted(ex)}")
 
 
+def class_names(info) -> list[str] | None:
+  """Class names of a downstream TFDS dataset, from its `tfds.core.DatasetInfo`.
+
+  Single-label builders name their classes in the `label` ClassLabel; multilabel ones (a (L,) 0/1
+  `labels` Tensor, which has no names) keep them in `info.metadata["label_names"]`, else
+  "label_0".."label_{L-1}".
+
+  Returns:
+    The K class (or L label) names, or None when the dataset has neither feature (a sleep dataset).
+  """
+  features = info.features
+  if "label" in features and hasattr(features["label"], "names"):
+    return list(features["label"].names)
+  if "labels" in features:
+    n_labels = features["labels"].shape[0]
+    return list((info.metadata or {}).get("label_names") or [f"label_{i}" for i in range(n_labels)])
+  return None
+
+
 def is_multilabel(arrays: Mapping[str, np.ndarray]) -> bool:
   """True when `arrays` (the output of `load_split`) hold a multilabel (N, L) `label`."""
   return np.ndim(arrays["label"]) == 2

@@ -526,15 +526,10 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
             f"see tfds_builders/{d.name}/README.md), or --config.data.manual_dir_required=False to let the "
             "builder download it itself")
     builder = pipeline.prepare(d.name, d.data_dir, config=d.builder_config, manual_dir=d.manual_dir)
-    features = builder.info.features
-    if "label" in features:
-      class_names = list(features["label"].names)
-    elif "labels" in features:  # Multilabel: a (L,) 0/1 Tensor has no names; the builder keeps them in metadata.
-      n_labels = features["labels"].shape[0]
-      class_names = list(builder.info.metadata.get("label_names") or [f"label_{i}" for i in range(n_labels)])
-    else:
+    class_names = dpipe.class_names(builder.info)
+    if class_names is None:
       raise errors.RecordingError(f"{d.name}/{d.builder_config}",
-                                  f"no 'label' or 'labels' feature (has {sorted(features.keys())})")
+                                  f"no 'label' or 'labels' feature (has {sorted(builder.info.features.keys())})")
     available = set(builder.info.splits.keys())
     sources = {}
     for role, split in names.items():
