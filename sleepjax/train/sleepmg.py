@@ -704,10 +704,13 @@ def plot_confusion(cm: np.ndarray, path: str | os.PathLike, title: str) -> None:
   plt.close(fig)
 
 
-def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_rows) -> str:
-  """Writes imbalance.jsonl/.png and results.md/.csv/.json; returns the Markdown table."""
-  with open(work / "imbalance.jsonl", "w", encoding="utf-8") as f:
-    for row in log_rows:
+def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_rows, new_rows) -> str:
+  """Appends `new_rows` to imbalance.jsonl, rewrites imbalance.png and results.md/.csv/.json.
+
+  Returns the Markdown table.
+  """
+  with open(work / "imbalance.jsonl", "a", encoding="utf-8") as f:
+    for row in new_rows:
       # Methods without a domain head log NaN for it; strict JSON readers need null.
       f.write(json.dumps(report_lib.jsonable(row), allow_nan=False) + "\n")
   plot_imbalance(log_rows, work / "imbalance.png", seed=int(config.seeds[0]),
@@ -751,6 +754,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   runs = []
   label = config.get("dataset_label") or (config.data.name if config.data.source == "tfds" else "toy")
   table = ""
+  n_logged = 0
+  (work / "imbalance.jsonl").write_text("", encoding="utf-8")  # Appended per (method, seed) below.
   try:
     for method in config.methods:
       for seed in config.seeds:
@@ -762,7 +767,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                          f"{METHOD_NAMES.get(method, method)} (pooled over folds)")
         # Reports are rewritten after every (method, seed): an interrupted multi-hour run keeps
         # the table of everything finished so far.
-        table = _write_reports(work, config, label, results, runs, log_rows)
+        table = _write_reports(work, config, label, results, runs, log_rows, log_rows[n_logged:])
+        n_logged = len(log_rows)
   finally:
     writer.close()
   print(f"\nSubject-wise cross-validation, metrics pooled over folds ({work / 'results.md'}):\n{table}",
