@@ -350,22 +350,3 @@ def wfdb_unit_to_microvolts(unit: str, path: str | os.PathLike, channel: str) ->
   if factor is None:
     raise errors.UnitError(path, f"channel {channel!r} has unit {unit!r}, which is not a voltage")
   return factor
-
-
-def build_report(n_recordings: int, failures: Sequence[str], n_examples: int, **extra: int) -> dict:
-  """A split's build summary, stored by the builders in `info.metadata["build_report"][split]`.
-
-  Same schema as the other transfer builders (tfds_builders/tuab/tuh_eeg.py): TFDS saves
-  info.metadata to metadata.json beside the data, so users see what was skipped and why.
-
-  Args:
-    n_recordings: recordings (files, records, segments) tried.
-    failures: one message per skipped recording (its RecordingError text, naming the file).
-    n_examples: examples written.
-    **extra: further counts (e.g. windows dropped because they run past the end).
-
-  Returns:
-    {"n_recordings", "n_failed", "failures", "n_examples", **extra} with plain ints / strs.
-  """
-  return {"n_recordings": int(n_recordings), "n_failed": len(failures), "failures": [str(f) for f in failures],
-          "n_examples": int(n_examples), **{k: int(v) for k, v in extra.items()}}

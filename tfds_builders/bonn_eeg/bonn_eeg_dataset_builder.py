@@ -34,6 +34,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 
 SFREQ = 173.61  # Hz (Andrzejak et al. 2001).
 N_TIMES = 4097  # Samples per segment (23.6 s).
@@ -222,5 +223,4 @@ class Builder(_common.ArrayRecordBuilder):
           "record_id": rid,
           "fold": np.int32(folds[rid]),
       }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(segments), failures, len(segments) - len(failures))
+    _report.write(self, split, _report.example_report(len(segments), failures, len(segments) - len(failures)))

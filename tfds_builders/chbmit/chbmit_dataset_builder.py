@@ -32,6 +32,7 @@ from sleepjax.data import channels
 from sleepjax.data import errors
 from sleepjax.data import pipeline
 from tfds_builders import _common
+from tfds_builders import _report
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("non_seizure", "seizure")
@@ -216,7 +217,7 @@ class Chbmit(_common.ArrayRecordBuilder):
             "window_index": w,
             "start_s": start_s,
         }
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples))
 
 
 def _download(dl_manager) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:

@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 
 SFREQ = 300.0  # Hz.
 LABELS = ("normal", "af", "other", "noisy")
@@ -237,5 +238,5 @@ class Builder(_common.ArrayRecordBuilder):
           "duration_s": np.float32(ecg.shape[1] / SFREQ),
           "fold": np.int32(fold),
       }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(records), failures, len(records) - len(failures), n_cropped=n_cropped, n_zero_padded=n_padded)
+    _report.write(self, split, _report.example_report(len(records), failures, len(records) - len(failures),
+                                                      n_cropped=n_cropped, n_zero_padded=n_padded))

@@ -35,6 +35,7 @@ from sleepjax.data import downstream
 from sleepjax.data import edf
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 
 SFREQ = 160.0  # Hz.
 N_CHANS = 64
@@ -283,5 +284,5 @@ class Builder(_common.ArrayRecordBuilder):
             "window_index": np.int32(index),
             "onset_s": np.float32(onset_s),
         }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(files), failures, n_examples, n_windows_past_end=n_past_end)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples,
+                                                      n_windows_past_end=n_past_end))

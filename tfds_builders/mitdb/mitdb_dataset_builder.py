@@ -37,6 +37,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 
 SFREQ = 360.0  # Hz.
 N_LEADS = 2
@@ -279,5 +280,5 @@ class Builder(_common.ArrayRecordBuilder):
             "rr_next_s": rr_next[k],
             "n_valid": n_valid[k],
         }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(records), failures, n_examples, n_zero_padded_beats=n_padded)
+    _report.write(self, split, _report.example_report(len(records), failures, n_examples,
+                                                      n_zero_padded_beats=n_padded))

@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 
 # CODE-15 label order used by the transfer paper's ECG head (Ribeiro et al. 2020 abbreviations).
 CODE15_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
@@ -242,9 +243,7 @@ class Ptbxl(_common.ArrayRecordBuilder):
           "subject_id": row["patient_id"],
           "record_id": record_id,
       }
-    # Same summary as the EEG builders (tfds_builders/tuab/tuh_eeg.py): skipped records and why.
-    self.info.metadata.setdefault("build_report", {})[split] = {
-        "n_recordings": len(rows), "n_failed": len(failures), "failures": failures, "n_examples": n_examples}
+    _report.write(self, split, _report.example_report(len(rows), failures, n_examples))
 
 
 def _read_database(path: epath.Path) -> list[dict]:

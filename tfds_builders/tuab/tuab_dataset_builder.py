@@ -32,6 +32,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("normal", "abnormal")
@@ -141,4 +142,4 @@ class Tuab(_common.ArrayRecordBuilder):
         }
     if failures:
       logging.warning("tuab: split %s: %d of %d recordings skipped", split, len(failures), len(files))
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples))

@@ -171,26 +171,6 @@ def positions(names: Sequence[str]) -> np.ndarray:
   return np.stack([channels.electrode_position(n) for n in names]).astype(np.float32)
 
 
-def store_build_report(builder, split: str, n_recordings: int, failures: Sequence[str], n_examples: int,
-                       **extra: int) -> None:
-  """Saves a split's build summary in `builder.info.metadata["build_report"][split]`.
-
-  TFDS writes info.metadata to metadata.json next to the data, so users see which recordings
-  were skipped and why (the sleep builders do the same, tfds_builders/_common.py).
-
-  Args:
-    builder: the builder whose info.metadata is a `tfds.core.MetadataDict`.
-    split: split name.
-    n_recordings: recordings tried.
-    failures: one message per skipped recording (its RecordingError text).
-    n_examples: examples written.
-    **extra: further counts (e.g. TUEV events that do not fit a window).
-  """
-  builder.info.metadata.setdefault("build_report", {})[split] = {
-      "n_recordings": int(n_recordings), "n_failed": len(failures), "failures": list(failures),
-      "n_examples": int(n_examples), **{k: int(v) for k, v in extra.items()}}
-
-
 def partition_splits(files: dict[str, list], subject_of: Callable[[tuple], str], manual_dir, dataset: str, *,
                      validation_fraction: float = 0.1) -> dict[str, list]:
   """TUH train/eval partitions -> train / validation / test file lists, subject-wise.

@@ -39,6 +39,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _report
 from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("spsw", "gped", "pled", "eyem", "artf", "bckg")
@@ -244,4 +245,4 @@ class Tuev(_common.ArrayRecordBuilder):
             "start_s": start / cfg.sfreq,
             "event_channels": channels_mask,
         }
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples, n_events_skipped=n_events_skipped)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples, n_events_skipped=n_events_skipped))
