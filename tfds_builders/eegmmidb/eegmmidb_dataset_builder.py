@@ -31,10 +31,10 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import edf
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
 from tfds_builders import _report
 
 SFREQ = 160.0  # Hz.
@@ -231,9 +231,9 @@ class Builder(_common.ArrayRecordBuilder):
       for archive in sorted(manual.iterdir()):
         if archive.is_file() and archive.name.lower().endswith((".tar.xz", ".tar.gz", ".tar", ".zip")):
           stem = archive.name.split(".")[0]
-          roots.append(downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem))
+          roots.append(_downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem))
       for root in roots:
-        for name, path in downstream.index_files(root, (".edf",)).items():
+        for name, path in _downstream.index_files(root, (".edf",)).items():
           sr = parse_record_name(name)
           if sr and sr[1] in runs and (wanted is None or sr[0] in wanted):
             files.setdefault(sr, path)
@@ -253,7 +253,7 @@ class Builder(_common.ArrayRecordBuilder):
   def _generate_examples(self, split: str, files: dict[tuple[int, int], pathlib.Path]):
     config = self.builder_config
     n_win = int(round(config.window_s * SFREQ))
-    positions = downstream.electrode_positions(CHANNELS)
+    positions = _downstream.electrode_positions(CHANNELS)
     names = np.array(CHANNELS, dtype=object)
     failures, n_examples, n_past_end = [], 0, 0
     for (subject, run), path in files.items():

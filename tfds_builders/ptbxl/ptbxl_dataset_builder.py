@@ -29,6 +29,7 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
 from tfds_builders import _report
 
 # CODE-15 label order used by the transfer paper's ECG head (Ribeiro et al. 2020 abbreviations).
@@ -52,7 +53,6 @@ SCP_TO_CODE15 = {
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 _RECORD_S = 10.0  # Every PTB-XL record is 10 s long.
-_TO_MICROVOLTS = {"mv": 1e3, "uv": 1.0, "µv": 1.0, "v": 1e6, "nv": 1e-3}
 _DATABASE_CSV = "ptbxl_database.csv"
 _ZIP_URL = ("https://physionet.org/static/published-projects/ptb-xl/"
             "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip")
@@ -145,10 +145,7 @@ def read_ptbxl_record(record_path: epath.Path, *, expected_sfreq: float, record_
     if lead not in names:
       raise errors.MissingChannelError(path + ".hea", f"lead {lead} missing; file has {record.sig_name}")
     i = names.index(lead)
-    factor = _TO_MICROVOLTS.get(str(record.units[i]).strip().lower())
-    if factor is None:
-      raise errors.UnitError(path + ".hea", f"lead {lead} has unit {record.units[i]!r}, not a voltage")
-    rows.append(record.p_signal[:, i] * factor)
+    rows.append(record.p_signal[:, i] * _downstream.wfdb_unit_to_microvolts(str(record.units[i]), path + ".hea", lead))
   signal = np.stack(rows).astype(np.float32)
   if not np.all(np.isfinite(signal)):
     raise errors.BadSignalError(path + ".dat", "non-finite samples")
@@ -221,7 +218,7 @@ class Ptbxl(_common.ArrayRecordBuilder):
   def _generate_examples(self, split: str, root: epath.Path, rows) -> Iterator[tuple[str, dict]]:
     sfreq = self.builder_config.sfreq
     column = "filename_hr" if sfreq == 500.0 else "filename_lr"
-    positions = np.full((len(LEADS), 3), np.nan, np.float32)  # ECG leads are not scalp electrodes.
+    positions = _downstream.unknown_positions(len(LEADS))  # ECG leads are not scalp electrodes.
     failures, n_examples = [], 0
     for row in rows:
       record_id = f"{row['ecg_id']:05d}"

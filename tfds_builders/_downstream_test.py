@@ -1,0 +1,82 @@
+"""Tests of the helpers shared by the downstream builders (tfds_builders/_downstream.py)."""
+
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+
+from sleepjax.data import channels
+from sleepjax.data import errors
+from tfds_builders import _downstream
+
+
+def test_fold_to_split_last_is_test_then_validation():
+  assert [_downstream.fold_to_split(f, 5) for f in range(5)] == ["train"] * 3 + ["validation", "test"]
+
+
+def test_stratified_folds_balance_each_stratum():
+  ids = [f"r{i:03d}" for i in range(40)]
+  strata = [i % 2 for i in range(40)]  # Integer classes (CinC 2017 passes label indices).
+  folds = _downstream.stratified_folds(ids, strata, 4)
+  for s in (0, 1):
+    per_fold = np.bincount([folds[r] for r, c in zip(ids, strata) if c == s], minlength=4)
+    np.testing.assert_array_equal(per_fold, [5, 5, 5, 5])
+  with pytest.raises(ValueError, match="unique"):
+    _downstream.stratified_folds(["a", "a"], [0, 0], 2)
+
+
+def test_wfdb_units_to_microvolts():
+  assert _downstream.wfdb_unit_to_microvolts(" mV ", "100.hea", "MLII") == 1e3
+  assert _downstream.wfdb_unit_to_microvolts("μV", "100.hea", "MLII") == 1.0
+  with pytest.raises(errors.UnitError, match="100.hea: channel 'SpO2' has unit '%'"):
+    _downstream.wfdb_unit_to_microvolts("%", "100.hea", "SpO2")
+
+
+def test_positions_electrodes_derivations_and_unknown():
+  pos = _downstream.electrode_positions(["C3", "C4", "FP1-F7", "ECG"])
+  assert pos.shape == (4, 3) and pos.dtype == np.float32
+  assert pos[0, 0] < 0 < pos[1, 0]  # C3 left, C4 right.
+  np.testing.assert_allclose(pos[2], (channels.electrode_position("Fp1") + channels.electrode_position("F7")) / 2)
+  assert np.isnan(pos[3]).all()
+  assert _downstream.electrode_positions([]).shape == (0, 3)
+  unknown = _downstream.unknown_positions(2)
+  assert unknown.shape == (2, 3) and unknown.dtype == np.float32 and np.isnan(unknown).all()
+
+
+def test_find_file_and_index_files_prefer_the_shallowest(tmp_path):
+  (tmp_path / "a" / "b").mkdir(parents=True)
+  (tmp_path / "a" / "b" / "REFERENCE.csv").write_text("deep")
+  (tmp_path / "a" / "reference.CSV").write_text("shallow")
+  (tmp_path / "a" / "b" / "N001.TXT").write_text("1")
+  assert _downstream.find_file(tmp_path, "reference.csv").read_text() == "shallow"
+  assert _downstream.find_file(tmp_path, "missing.csv") is None
+  index = _downstream.index_files(tmp_path, (".txt",))
+  assert list(index) == ["n001.txt"] and index["n001.txt"].name == "N001.TXT"
+
+
+def test_extract_archive_once_and_refuses_unsafe_zip(tmp_path):
+  src = tmp_path / "x.txt"
+  src.write_text("data")
+  archive = tmp_path / "a.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(src, arcname="folder/x.txt")
+  out = _downstream.extract_archive(archive, tmp_path / "out")
+  assert (out / "folder" / "x.txt").read_text() == "data"
+  (out / "folder" / "x.txt").unlink()
+  _downstream.extract_archive(archive, tmp_path / "out")  # The marker makes it a no-op.
+  assert not (out / "folder" / "x.txt").exists()
+  bad = tmp_path / "bad.zip"
+  with zipfile.ZipFile(bad, "w") as zf:
+    zf.writestr("../evil.txt", "x")
+  with pytest.raises(errors.RecordingError, match="unsafe member path"):
+    _downstream.extract_archive(bad, tmp_path / "out2")
+  with pytest.raises(errors.RecordingError, match="archive not found"):
+    _downstream.extract_archive(tmp_path / "none.zip", tmp_path / "out3")
+
+
+def test_crop_or_pad_refuses_bad_shapes():
+  with pytest.raises(ValueError, match=r"\(C, T\)"):
+    _downstream.crop_or_pad(np.zeros(5), 3)
+  with pytest.raises(ValueError, match="positive"):
+    _downstream.crop_or_pad(np.zeros((1, 5)), 0)
