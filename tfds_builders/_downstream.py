@@ -3,6 +3,7 @@
 bonn_eeg, eegmmidb, mitdb, cinc2017, ptbxl, tuab, tuev and chbmit write one example per window,
 beat or record (docs/architecture.md section 3, "Downstream"). What they share lives here:
 
+- `resample`: the one resampler of builder signals (scipy.signal.resample_poly).
 - Electrode positions, WFDB units, fixed-length crops.
 - Deterministic record-level stratified folds for datasets without subject ids (Bonn,
   CinC 2017): no random generator whose stream could change between NumPy versions.
@@ -11,6 +12,7 @@ beat or record (docs/architecture.md section 3, "Downstream"). What they share l
 
 from __future__ import annotations
 
+import fractions
 import hashlib
 import os
 import pathlib
@@ -19,6 +21,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+from scipy import signal as sps
 
 from sleepjax.data import channels
 from sleepjax.data import errors
@@ -26,6 +29,33 @@ from sleepjax.data import errors
 # ---------------------------------------------------------------------------------------------
 # Signals.
 # ---------------------------------------------------------------------------------------------
+
+
+def resample(data: np.ndarray, sfreq_in: float, sfreq_out: float, *, path=None) -> np.ndarray:
+  """Resamples (C, T) signals with an anti-aliasing polyphase filter.
+
+  Args:
+    data: (C, T) float, any unit, at `sfreq_in` Hz.
+    sfreq_in: input rate, Hz (> 0).
+    sfreq_out: output rate, Hz (> 0).
+    path: the source file, only for the error.
+
+  Returns:
+    (C, T') float32 with T' = ceil(T * sfreq_out / sfreq_in) (scipy's resample_poly length);
+    the input unchanged (as float32) when the rates are equal.
+
+  Raises:
+    SamplingRateError: when the ratio is not a fraction with a denominator <= 1000
+      (e.g. 173.61 Hz) -- better to fail than to resample to a slightly wrong rate.
+
+  Source: scipy.signal.resample_poly (Kaiser-windowed FIR low-pass at the lower Nyquist).
+  """
+  if sfreq_in == sfreq_out:
+    return np.asarray(data, np.float32)
+  ratio = fractions.Fraction(sfreq_out / sfreq_in).limit_denominator(1000)
+  if abs(float(ratio) - sfreq_out / sfreq_in) > 1e-9:
+    raise errors.SamplingRateError(path, f"cannot resample {sfreq_in} Hz to {sfreq_out} Hz by a rational factor")
+  return sps.resample_poly(np.asarray(data, np.float64), ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
 
 
 def electrode_positions(names: Sequence[str]) -> np.ndarray:

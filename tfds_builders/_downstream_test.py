@@ -80,3 +80,19 @@ def test_crop_or_pad_refuses_bad_shapes():
     _downstream.crop_or_pad(np.zeros(5), 3)
   with pytest.raises(ValueError, match="positive"):
     _downstream.crop_or_pad(np.zeros((1, 5)), 0)
+
+
+def test_resample_keeps_a_10hz_sine_and_refuses_irrational_ratios():
+  t = np.arange(2500) / 250.0
+  x = np.stack([np.sin(2 * np.pi * 10 * t), 50.0 * np.sin(2 * np.pi * 10 * t)])  # (2, 2500) at 250 Hz
+  y = _downstream.resample(x, 250.0, 128.0)
+  assert y.shape == (2, 1280) and y.dtype == np.float32
+  t_out = np.arange(1280) / 128.0
+  # Away from the edges (filter transients) the resampled sine is the sine at the new times.
+  np.testing.assert_allclose(y[1, 100:-100], 50.0 * np.sin(2 * np.pi * 10 * t_out[100:-100]), atol=0.5)
+  spectrum = np.abs(np.fft.rfft(y[0]))
+  assert np.argmax(spectrum) * 128.0 / 1280 == 10.0
+  same = _downstream.resample(x, 128.0, 128.0)
+  assert same.dtype == np.float32 and np.array_equal(same, x.astype(np.float32))
+  with pytest.raises(errors.SamplingRateError, match="rec.edf: cannot resample 173.61 Hz to 128.0 Hz"):
+    _downstream.resample(x, 173.61, 128.0, path="rec.edf")

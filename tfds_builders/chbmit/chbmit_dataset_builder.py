@@ -32,8 +32,9 @@ from sleepjax.data import channels
 from sleepjax.data import errors
 from sleepjax.data import pipeline
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _eeg
 from tfds_builders import _report
-from tfds_builders.tuab import tuh_eeg
 
 LABELS = ("non_seizure", "seizure")
 VALIDATION_FRACTION = 0.1
@@ -126,10 +127,10 @@ class Chbmit(_common.ArrayRecordBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release: 18 bipolar channels, any-overlap seizure labels, subject-wise splits."}
   BUILDER_CONFIGS = [
-      tuh_eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
-                              sfreq=128.0, window_s=60.0),
-      tuh_eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT-style).",
-                              sfreq=128.0, window_s=10.0),
+      _eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
+                          sfreq=128.0, window_s=60.0),
+      _eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT-style).",
+                          sfreq=128.0, window_s=10.0),
   ]
   DEFAULT_CONFIG_NAME = "128hz_60s"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -193,16 +194,16 @@ class Chbmit(_common.ArrayRecordBuilder):
     cfg = self.builder_config
     montage = chbmit_montage()
     names = np.array(CHANNELS, dtype=object)
-    pos = tuh_eeg.positions(CHANNELS)
+    pos = _downstream.electrode_positions(CHANNELS)
     failures, n_examples = [], 0
     for path, subject, record, seizures in files:
       try:
-        data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
+        data = _eeg.read_eeg(path, montage, cfg.sfreq)
       except errors.RecordingError as e:
         logging.warning("chbmit: skipping %s: %s", record, e)
         failures.append(f"{record}: {e}")
         continue
-      for w, start in enumerate(tuh_eeg.window_starts(data.shape[1], cfg.n_times)):
+      for w, start in enumerate(_eeg.window_starts(data.shape[1], cfg.n_times)):
         start_s = start / cfg.sfreq
         overlap = seizure_overlap_s(start_s, start_s + cfg.window_s, seizures)
         n_examples += 1
