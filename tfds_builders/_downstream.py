@@ -3,6 +3,8 @@
 bonn_eeg, eegmmidb, mitdb, cinc2017, ptbxl, tuab, tuev and chbmit write one example per window,
 beat or record (docs/architecture.md section 3, "Downstream"). What they share lives here:
 
+- `features`: their FeaturesDict (signals / channel_names / positions per modality, subject_id,
+  record_id, `label` or multilabel `labels`, and each task's own fields).
 - `resample`: the one resampler of builder signals (scipy.signal.resample_poly).
 - Electrode positions, WFDB units, fixed-length crops.
 - Deterministic record-level stratified folds for datasets without subject ids (Bonn,
@@ -22,9 +24,66 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy import signal as sps
+import tensorflow_datasets as tfds
 
 from sleepjax.data import channels
 from sleepjax.data import errors
+
+# ---------------------------------------------------------------------------------------------
+# Features.
+# ---------------------------------------------------------------------------------------------
+
+
+def features(
+    shapes: Mapping[str, tuple[int, int]],
+    *,
+    label_names: Sequence[str] | None = None,
+    n_labels: int | None = None,
+    task_fields: Mapping[str, tfds.features.FeatureConnector] | None = None,
+    subject_doc: str | None = None,
+    record_doc: str | None = None,
+) -> tfds.features.FeaturesDict:
+  """The FeaturesDict of a downstream dataset (docs/architecture.md section 3).
+
+  Args:
+    shapes: {modality: (C, T)}: channels and samples per example, e.g. {"ecg": (2, 252)}.
+    label_names: class names of a single-label task: `label` is a ClassLabel over them.
+    n_labels: number of labels of a multilabel task: `labels` is an (n_labels,) int32 0/1
+      Tensor (a ClassLabel holds one class only; names go in info.metadata["label_names"]).
+    task_fields: the task's own features (e.g. {"fold": Scalar(int32)}), added as given.
+    subject_doc: documentation of `subject_id` (e.g. how it is derived).
+    record_doc: documentation of `record_id`.
+
+  Returns:
+    FeaturesDict with signals/{m} (C, T) float32 uV, channel_names/{m} (C,) str,
+    positions/{m} (C, 3) float32 (NaN = no scalp position), label or labels, subject_id and
+    record_id text, then `task_fields`.
+
+  Raises:
+    ValueError: not exactly one of label_names / n_labels, no modality, or a task field that
+      redefines a common feature.
+  """
+  if (label_names is None) == (n_labels is None):
+    raise ValueError("give exactly one of label_names (single-label) and n_labels (multilabel)")
+  if not shapes:
+    raise ValueError("a downstream dataset needs at least one modality")
+  out: dict[str, tfds.features.FeatureConnector | dict] = {
+      "signals": {m: tfds.features.Tensor(shape=tuple(s), dtype=np.float32) for m, s in shapes.items()},
+      "channel_names": {m: tfds.features.Tensor(shape=(s[0],), dtype=np.str_) for m, s in shapes.items()},
+      "positions": {m: tfds.features.Tensor(shape=(s[0], 3), dtype=np.float32) for m, s in shapes.items()},
+  }
+  if label_names is not None:
+    out["label"] = tfds.features.ClassLabel(names=list(label_names))
+  else:
+    out["labels"] = tfds.features.Tensor(shape=(int(n_labels),), dtype=np.int32)
+  out["subject_id"] = tfds.features.Text(doc=subject_doc)
+  out["record_id"] = tfds.features.Text(doc=record_doc)
+  clash = sorted(set(task_fields or {}) & set(out))
+  if clash:
+    raise ValueError(f"task fields {clash} redefine common downstream features")
+  out.update(task_fields or {})
+  return tfds.features.FeaturesDict(out)
+
 
 # ---------------------------------------------------------------------------------------------
 # Signals.

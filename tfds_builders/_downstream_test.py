@@ -5,10 +5,45 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from sleepjax.data import channels
 from sleepjax.data import errors
 from tfds_builders import _downstream
+
+
+def test_features_equal_the_hand_written_dict_of_docs_architecture_section_3():
+  made = _downstream.features({"eeg": (19, 640)}, label_names=("normal", "abnormal"), record_doc="File stem.",
+                              task_fields={"start_s": tfds.features.Scalar(dtype=np.float32)})
+  by_hand = tfds.features.FeaturesDict({
+      "signals": {"eeg": tfds.features.Tensor(shape=(19, 640), dtype=np.float32)},
+      "channel_names": {"eeg": tfds.features.Tensor(shape=(19,), dtype=np.str_)},
+      "positions": {"eeg": tfds.features.Tensor(shape=(19, 3), dtype=np.float32)},
+      "label": tfds.features.ClassLabel(names=["normal", "abnormal"]),
+      "subject_id": tfds.features.Text(),
+      "record_id": tfds.features.Text(doc="File stem."),
+      "start_s": tfds.features.Scalar(dtype=np.float32),
+  })
+  assert made.to_json() == by_hand.to_json()
+  assert list(made) == ["signals", "channel_names", "positions", "label", "subject_id", "record_id", "start_s"]
+  assert made["record_id"].doc.desc == "File stem." and made["label"].names == ["normal", "abnormal"]
+
+
+def test_features_multilabel_and_several_modalities():
+  made = _downstream.features({"ecg": (12, 5000), "eeg": (2, 5000)}, n_labels=6)
+  assert "label" not in made and made["labels"].shape == (6,) and made["labels"].np_dtype == np.int32
+  assert list(made["signals"].keys()) == ["ecg", "eeg"]
+  assert made["positions"]["eeg"].shape == (2, 3) and made["channel_names"]["ecg"].shape == (12,)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({}, "exactly one of label_names"),
+    ({"label_names": ("a",), "n_labels": 1}, "exactly one of label_names"),
+    ({"label_names": ("a",), "task_fields": {"record_id": tfds.features.Text()}}, r"\['record_id'\] redefine"),
+])
+def test_features_refuses_ambiguous_labels_and_clashes(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    _downstream.features({"eeg": (1, 10)}, **kwargs)
 
 
 def test_fold_to_split_last_is_test_then_validation():

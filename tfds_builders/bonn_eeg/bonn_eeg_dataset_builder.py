@@ -157,17 +157,16 @@ class Builder(_common.ArrayRecordBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(1, N_TIMES), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(1,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(1, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=label_names(self.builder_config.task)),
-            "set": tfds.features.Text(doc="Bonn set letter: " + "; ".join(f"{k}={v}" for k, v in SET_DESCRIPTIONS.items())),
-            "subject_id": tfds.features.Text(doc="Always 'unknown': the database publishes no subject ids."),
-            "subject_group": tfds.features.Text(doc="'healthy' (sets Z, O) or 'patient' (sets N, F, S)."),
-            "record_id": tfds.features.Text(doc="File stem, e.g. 'Z001', 'N042'."),
-            "fold": tfds.features.Scalar(dtype=np.int32, doc="Stratified segment-level fold (per set)."),
-        }),
+        features=_downstream.features(
+            {"eeg": (1, N_TIMES)}, label_names=label_names(self.builder_config.task),
+            subject_doc="Always 'unknown': the database publishes no subject ids.",
+            record_doc="File stem, e.g. 'Z001', 'N042'.",
+            task_fields={
+                "set": tfds.features.Text(
+                    doc="Bonn set letter: " + "; ".join(f"{k}={v}" for k, v in SET_DESCRIPTIONS.items())),
+                "subject_group": tfds.features.Text(doc="'healthy' (sets Z, O) or 'patient' (sets N, F, S)."),
+                "fold": tfds.features.Scalar(dtype=np.int32, doc="Stratified segment-level fold (per set)."),
+            }),
         supervised_keys=None,
         homepage="https://www.ukbonn.de/epileptologie/arbeitsgruppen/ag-lehnertz-neurophysik/downloads/",
         citation=_CITATION,

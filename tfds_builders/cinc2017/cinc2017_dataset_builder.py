@@ -156,17 +156,14 @@ class Builder(_common.ArrayRecordBuilder):
     n_times = int(round(self.builder_config.crop_s * SFREQ))
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(1, n_times), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(1,), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(1, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(doc="The record id: the challenge publishes no patient ids."),
-            "record_id": tfds.features.Text(doc="e.g. 'A00001'."),
-            "length": tfds.features.Scalar(dtype=np.int32, doc="Real (unpadded) samples in `signals`."),
-            "duration_s": tfds.features.Scalar(dtype=np.float32, doc="Full record duration, seconds."),
-            "fold": tfds.features.Scalar(dtype=np.int32, doc="Record-level stratified fold."),
-        }),
+        features=_downstream.features(
+            {"ecg": (1, n_times)}, label_names=LABELS,
+            subject_doc="The record id: the challenge publishes no patient ids.", record_doc="e.g. 'A00001'.",
+            task_fields={
+                "length": tfds.features.Scalar(dtype=np.int32, doc="Real (unpadded) samples in `signals`."),
+                "duration_s": tfds.features.Scalar(dtype=np.float32, doc="Full record duration, seconds."),
+                "fold": tfds.features.Scalar(dtype=np.int32, doc="Record-level stratified fold."),
+            }),
         homepage="https://physionet.org/content/challenge-2017/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,

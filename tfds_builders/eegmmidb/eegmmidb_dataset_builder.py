@@ -201,17 +201,14 @@ class Builder(_common.ArrayRecordBuilder):
     n_win = int(round(self.builder_config.window_s * SFREQ))
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(N_CHANS, n_win), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(N_CHANS,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(N_CHANS, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=TASKS[self.builder_config.task]["labels"]),
-            "subject_id": tfds.features.Text(doc="e.g. 'S001'."),
-            "record_id": tfds.features.Text(doc="Run, e.g. 'S001R04'."),
-            "run": tfds.features.Scalar(dtype=np.int32, doc="PhysioNet run number (1..14)."),
-            "window_index": tfds.features.Scalar(dtype=np.int32, doc="Window rank within the run."),
-            "onset_s": tfds.features.Scalar(dtype=np.float32, doc="Window start from the run start, seconds."),
-        }),
+        features=_downstream.features(
+            {"eeg": (N_CHANS, n_win)}, label_names=TASKS[self.builder_config.task]["labels"],
+            subject_doc="e.g. 'S001'.", record_doc="Run, e.g. 'S001R04'.",
+            task_fields={
+                "run": tfds.features.Scalar(dtype=np.int32, doc="PhysioNet run number (1..14)."),
+                "window_index": tfds.features.Scalar(dtype=np.int32, doc="Window rank within the run."),
+                "onset_s": tfds.features.Scalar(dtype=np.float32, doc="Window start from the run start, seconds."),
+            }),
         homepage="https://physionet.org/content/eegmmidb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,

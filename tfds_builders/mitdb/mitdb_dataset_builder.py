@@ -194,20 +194,17 @@ class Builder(_common.ArrayRecordBuilder):
     n_win = self.builder_config.pre + self.builder_config.post
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(N_LEADS, n_win), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(N_LEADS,), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(N_LEADS, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=aami.AAMI_CLASSES),
-            "symbol": tfds.features.Text(doc="MIT-BIH beat annotation symbol, e.g. 'N', 'A', 'V'."),
-            "subject_id": tfds.features.Text(doc="Record name; 202 -> '201' (same person)."),
-            "record_id": tfds.features.Text(doc="Record name, e.g. '100'."),
-            "beat_index": tfds.features.Scalar(dtype=np.int32, doc="Rank of the beat within the record."),
-            "r_peak": tfds.features.Scalar(dtype=np.int32, doc="Annotated R-peak sample in the record (360 Hz)."),
-            "rr_prev_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the previous beat, s (NaN first)."),
-            "rr_next_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the next beat, s (NaN last)."),
-            "n_valid": tfds.features.Scalar(dtype=np.int32, doc="Samples of the window inside the record."),
-        }),
+        features=_downstream.features(
+            {"ecg": (N_LEADS, n_win)}, label_names=aami.AAMI_CLASSES,
+            subject_doc="Record name; 202 -> '201' (same person).", record_doc="Record name, e.g. '100'.",
+            task_fields={
+                "symbol": tfds.features.Text(doc="MIT-BIH beat annotation symbol, e.g. 'N', 'A', 'V'."),
+                "beat_index": tfds.features.Scalar(dtype=np.int32, doc="Rank of the beat within the record."),
+                "r_peak": tfds.features.Scalar(dtype=np.int32, doc="Annotated R-peak sample in the record (360 Hz)."),
+                "rr_prev_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the previous beat, s (NaN first)."),
+                "rr_next_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the next beat, s (NaN last)."),
+                "n_valid": tfds.features.Scalar(dtype=np.int32, doc="Samples of the window inside the record."),
+            }),
         homepage="https://physionet.org/content/mitdb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,

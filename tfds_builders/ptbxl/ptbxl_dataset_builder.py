@@ -184,17 +184,10 @@ class Ptbxl(_common.ArrayRecordBuilder):
     n_times = int(round(_RECORD_S * self.builder_config.sfreq))
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(len(LEADS), n_times), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(len(LEADS),), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(len(LEADS), 3), dtype=np.float32)},
-            # Multilabel: one 0/1 per CODE15_LABELS entry (a ClassLabel cannot hold several labels).
-            "labels": tfds.features.Tensor(shape=(len(CODE15_LABELS),), dtype=np.int32),
-            "scp_codes": tfds.features.Text(),
-            "strat_fold": tfds.features.Scalar(dtype=np.int32),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-        }),
+        # Multilabel: one 0/1 per CODE15_LABELS entry (names in metadata["label_names"]).
+        features=_downstream.features(
+            {"ecg": (len(LEADS), n_times)}, n_labels=len(CODE15_LABELS),
+            task_fields={"scp_codes": tfds.features.Text(), "strat_fold": tfds.features.Scalar(dtype=np.int32)}),
         supervised_keys=None,
         homepage="https://physionet.org/content/ptb-xl/1.0.3/",
         disable_shuffling=True,

@@ -86,16 +86,10 @@ class Tuab(_common.ArrayRecordBuilder):
     c = len(_tuh_eeg.TUH_CHANNELS)
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(c, self.builder_config.n_times), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(c,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(c, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "window_index": tfds.features.Scalar(dtype=np.int32),
-            "start_s": tfds.features.Scalar(dtype=np.float32),
-        }),
+        features=_downstream.features(
+            {"eeg": (c, self.builder_config.n_times)}, label_names=LABELS,
+            task_fields={"window_index": tfds.features.Scalar(dtype=np.int32),
+                         "start_s": tfds.features.Scalar(dtype=np.float32)}),
         supervised_keys=None,
         homepage="https://isip.piconepress.com/projects/nedc/html/tuh_eeg/",
         disable_shuffling=True,

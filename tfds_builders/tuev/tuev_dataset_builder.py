@@ -170,20 +170,16 @@ class Tuev(_common.ArrayRecordBuilder):
     c = len(_tuh_eeg.TUH_CHANNELS)
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(c, self.builder_config.n_times), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(c,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(c, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "event_index": tfds.features.Scalar(dtype=np.int32),
-            "event_start_s": tfds.features.Scalar(dtype=np.float32),
-            "event_stop_s": tfds.features.Scalar(dtype=np.float32),
-            "start_s": tfds.features.Scalar(dtype=np.float32),
-            # TCP bipolar channels on which the winning class was marked.
-            "event_channels": tfds.features.Tensor(shape=(len(TCP_MONTAGE),), dtype=np.bool_),
-        }),
+        features=_downstream.features(
+            {"eeg": (c, self.builder_config.n_times)}, label_names=LABELS,
+            task_fields={
+                "event_index": tfds.features.Scalar(dtype=np.int32),
+                "event_start_s": tfds.features.Scalar(dtype=np.float32),
+                "event_stop_s": tfds.features.Scalar(dtype=np.float32),
+                "start_s": tfds.features.Scalar(dtype=np.float32),
+                # TCP bipolar channels on which the winning class was marked.
+                "event_channels": tfds.features.Tensor(shape=(len(TCP_MONTAGE),), dtype=np.bool_),
+            }),
         supervised_keys=None,
         homepage="https://isip.piconepress.com/projects/nedc/html/tuh_eeg/",
         disable_shuffling=True,
