@@ -4,9 +4,7 @@ NumPy/MNE only (no JAX). See docs/architecture.md, section 1, for the contract.
 """
 
 from sleepjax.data import stages
-from sleepjax.data.channels import ISRUC_S3_MONTAGE
 from sleepjax.data.channels import MODALITIES
-from sleepjax.data.channels import SLEEP_EDF_SC_MONTAGE
 from sleepjax.data.channels import ChannelSpec
 from sleepjax.data.channels import Montage
 from sleepjax.data.channels import canonical_electrode
