@@ -25,8 +25,6 @@ from sleepjax.data.errors import MissingChannelError
 from sleepjax.data.errors import RecordingError
 from sleepjax.data.errors import SamplingRateError
 from sleepjax.data.errors import UnitError
-from sleepjax.data.hypnogram import DREAMS_RK_CODES
-from sleepjax.data.hypnogram import ISRUC_CODES
 from sleepjax.data.hypnogram import Hypnogram
 from sleepjax.data.hypnogram import read_edf_hypnogram
 from sleepjax.data.hypnogram import read_hypnogram

@@ -17,6 +17,7 @@ from sleepjax.data import edf
 from sleepjax.data import errors
 from sleepjax.data import hypnogram
 from sleepjax.data import recording
+from tfds_builders.dreams import dreams_dataset_builder as dreams_builder
 from tfds_builders.sleep_edf import sleep_edf_dataset_builder as sleep_edf_builder
 
 SC_FILES = ("short_psg.edf", "SC4001EC-Hypnogram.edf")
@@ -145,7 +146,7 @@ def test_dreams_excerpt3_recording(dreams):
   ])
   rec = recording.load_recording(
       dreams / "excerpt3.edf", dreams / "Hypnogram_excerpt3.txt", montage,
-      hypnogram_kwargs={"epoch_s": 5.0, "mapping": hypnogram.DREAMS_RK_CODES},
+      hypnogram_kwargs={"epoch_s": 5.0, "mapping": dreams_builder.DREAMS_RK_CODES},
       record_id="dreams_excerpt3", subject_id="dreams_3", sfreq=100.0, trim_wake_min=None)
   assert rec.report.n_epochs_total == 60
   assert rec.report.n_kept + rec.report.n_dropped == 60
