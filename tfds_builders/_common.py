@@ -9,7 +9,8 @@ One code path turns a recording into TFDS examples, whatever the dataset:
 GeneratorBasedBuilder) runs that path over a split's recordings, logs each recording's
 `EpochReport`, logs and skips a recording that raises `RecordingError` (a corrupted file, a
 missing channel...), and stores a summary in the builder's `info.metadata["build_report"]`
-(saved by TFDS as metadata.json next to the data), so users see the epochs dropped by reason:
+(saved by TFDS as metadata.json next to the data; written by `tfds_builders._report`), so users
+see the epochs dropped by reason:
 
   builder.info.metadata["build_report"][split] == {
       "n_recordings", "n_failed", "n_epochs_total", "n_kept",
@@ -41,6 +42,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import errors
 from sleepjax.data import pipeline
 from sleepjax.data.channels import Montage
+from tfds_builders import _report
 
 EPOCH_S = 30.0
 _log = logging.getLogger(__name__)
@@ -248,12 +250,6 @@ def edf_night_loader(
   return load
 
 
-def _report_entry(report) -> dict[str, Any]:
-  return {"n_kept": int(report.n_kept), "n_epochs_total": int(report.n_epochs_total),
-          "dropped": {k: int(v) for k, v in report.dropped.items()},
-          "warnings": list(report.warnings)}
-
-
 class _ReportCollector:
   """Accumulates per-recording reports; keeps builder.info.metadata["build_report"] current."""
 
@@ -280,14 +276,10 @@ class _ReportCollector:
     self._publish(split)
 
   def _publish(self, split: str) -> None:
-    from sleepjax.data import report as report_lib
-
+    # Rewritten after every recording: a build interrupted half-way still says what it did.
     st = self._state[split]
-    summary = report_lib.merge_reports(st["reports"], st["failures"])
-    summary["recordings"] = {r.record_id: _report_entry(r) for r in st["reports"]}
-    summary["failed_records"] = list(st["failed_records"])
-    summary["index"] = {k: list(st[k]) for k in ("record_id", "subject_id", "epoch_index")}
-    self._builder.info.metadata.setdefault("build_report", {})[split] = summary
+    _report.write(self._builder, split,
+                  _report.psg_report(st["reports"], st["failures"], st["failed_records"], st))
 
 
 class _RecordingShard:

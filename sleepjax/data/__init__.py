@@ -4,9 +4,7 @@ NumPy/MNE only (no JAX). See docs/architecture.md, section 1, for the contract.
 """
 
 from sleepjax.data import stages
-from sleepjax.data.channels import ISRUC_S3_MONTAGE
 from sleepjax.data.channels import MODALITIES
-from sleepjax.data.channels import SLEEP_EDF_SC_MONTAGE
 from sleepjax.data.channels import ChannelSpec
 from sleepjax.data.channels import Montage
 from sleepjax.data.channels import canonical_electrode
@@ -27,8 +25,6 @@ from sleepjax.data.errors import MissingChannelError
 from sleepjax.data.errors import RecordingError
 from sleepjax.data.errors import SamplingRateError
 from sleepjax.data.errors import UnitError
-from sleepjax.data.hypnogram import DREAMS_RK_CODES
-from sleepjax.data.hypnogram import ISRUC_CODES
 from sleepjax.data.hypnogram import Hypnogram
 from sleepjax.data.hypnogram import read_edf_hypnogram
 from sleepjax.data.hypnogram import read_hypnogram

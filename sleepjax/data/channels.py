@@ -299,28 +299,3 @@ class Montage(tuple):
       used.add(hit)
       out[spec.name] = hit
     return out
-
-
-# Sleep-EDF Expanded SC* (Kemp et al. 2000): EEG/EOG at 100 Hz; resp and the EMG envelope
-# at 1 Hz; Temp rectal and Event marker are not used.
-SLEEP_EDF_SC_MONTAGE = Montage([
-    ChannelSpec("Fpz-Cz", "eeg", ("EEG Fpz-Cz",)),
-    ChannelSpec("Pz-Oz", "eeg", ("EEG Pz-Oz",)),
-    ChannelSpec("EOG horizontal", "eog", ("horizontal",)),
-    ChannelSpec("EMG submental", "emg", ("submental",)),
-    ChannelSpec("Resp oro-nasal", "resp", ("oro-nasal",)),
-])
-
-# ISRUC-Sleep subgroup 3 (Khalighi et al. 2016): X1 chin EMG, X2 ECG.
-ISRUC_S3_MONTAGE = Montage([
-    ChannelSpec("C3-A2", "eeg", ("C3_A2", "C3-M2")),
-    ChannelSpec("C4-A1", "eeg", ("C4_A1", "C4-M1")),
-    ChannelSpec("F3-A2", "eeg", ("F3_A2", "F3-M2")),
-    ChannelSpec("F4-A1", "eeg", ("F4_A1", "F4-M1")),
-    ChannelSpec("O1-A2", "eeg", ("O1_A2", "O1-M2")),
-    ChannelSpec("O2-A1", "eeg", ("O2_A1", "O2-M1")),
-    ChannelSpec("LOC-A2", "eog", ("LOC_A2", "E1-M2")),
-    ChannelSpec("ROC-A1", "eog", ("ROC_A1", "E2-M1")),
-    ChannelSpec("Chin EMG", "emg", ("X1",)),
-    ChannelSpec("ECG", "ecg", ("X2",)),
-])

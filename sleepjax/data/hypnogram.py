@@ -2,8 +2,9 @@
 
 Readers for Sleep-EDF EDF+ annotation files ("Sleep stage W/1/2/3/4/R/?", "Movement time";
 Kemp et al. 2000) and for one-label-per-line text files (DREAMS 5-s R&K codes, Devuyst et al.;
-ISRUC-Sleep 30-s AASM codes, Khalighi et al. 2016). Finer scorings are converted to 30-s
-epochs by majority vote (`to_30s`).
+ISRUC-Sleep 30-s AASM codes, Khalighi et al. 2016), whose code maps are dataset facts kept by
+their builders (tfds_builders/dreams, tfds_builders/isruc_s3). Finer scorings are converted to
+30-s epochs by majority vote (`to_30s`).
 """
 
 from __future__ import annotations
@@ -20,20 +21,6 @@ from sleepjax.data.errors import AnnotationError
 from sleepjax.data.errors import RecordingError
 
 EPOCH_S = 30.0
-
-# DREAMS (Hypnogram_excerptN.txt, 5-s epochs): R&K codes 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4.
-# Only these codes occur in the 8 spindle-database hypnograms; any other code is an
-# AnnotationError rather than a guess.
-DREAMS_RK_CODES = {
-    "5": stages_lib.W, "4": stages_lib.REM, "3": stages_lib.N1, "2": stages_lib.N2,
-    "1": stages_lib.N3, "0": stages_lib.N3,
-}
-
-# ISRUC-Sleep scorer files (30-s epochs): AASM 0=W, 1=N1, 2=N2, 3=N3, 5=REM (4 is unused).
-ISRUC_CODES = {
-    "0": stages_lib.W, "1": stages_lib.N1, "2": stages_lib.N2, "3": stages_lib.N3,
-    "5": stages_lib.REM,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,7 +182,7 @@ def read_text_hypnogram(path: str | os.PathLike, *, epoch_s: float,
   Args:
     path: the text file.
     epoch_s: the scoring resolution in seconds (must divide 30: 5, 10, 15, 30).
-    mapping: {label text: stage int}, e.g. `DREAMS_RK_CODES` or `ISRUC_CODES`.
+    mapping: {label text: stage int}, e.g. {"0": W, "1": N1, "2": N2, "3": N3, "5": REM} (ISRUC).
     header_lines: lines to skip first (DREAMS has one, "[Hypnogram]"; ISRUC none).
     onset_s: seconds from the PSG start to the first scored epoch.
 
@@ -253,5 +240,5 @@ def read_hypnogram(path: str | os.PathLike, **kwargs) -> Hypnogram:
     return read_edf_hypnogram(path, **kwargs)
   if "epoch_s" not in kwargs or "mapping" not in kwargs:
     raise RecordingError(path, "a text hypnogram needs epoch_s= and mapping= "
-                         "(e.g. DREAMS_RK_CODES, ISRUC_CODES)")
+                         "(a {label: stage} map such as the DREAMS or ISRUC builder's)")
   return read_text_hypnogram(path, **kwargs)

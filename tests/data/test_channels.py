@@ -5,6 +5,8 @@ import pytest
 
 from sleepjax.data import channels
 from sleepjax.data import errors
+from tfds_builders import isruc_s3
+from tfds_builders.sleep_edf import sleep_edf_dataset_builder as sleep_edf
 
 
 @pytest.mark.parametrize("label, modality", [
@@ -70,9 +72,9 @@ def test_position_nan_for_non_electrodes(label):
 
 
 def test_montage_modalities_and_by_modality():
-  m = channels.SLEEP_EDF_SC_MONTAGE
+  m = sleep_edf.SC_MONTAGE
   assert m.modalities == ("eeg", "eog", "emg", "resp")
-  assert [s.name for s in m.by_modality()["eeg"]] == ["Fpz-Cz", "Pz-Oz"]
+  assert [s.name for s in m.by_modality()["eeg"]] == ["EEG Fpz-Cz", "EEG Pz-Oz"]
   assert isinstance(m, tuple) and len(m) == 5
 
 
@@ -87,20 +89,22 @@ def test_montage_from_dict_and_duplicates():
 
 
 def test_resolve_aliases_case_and_underscores():
-  labels = ["C3_A2", "c4-a1", "F3_A2", "F4_A1", "O1_A2", "O2_A1", "LOC_A2", "ROC_A1", "X1",
-            "X2", "X3"]
-  resolved = channels.ISRUC_S3_MONTAGE.resolve(labels, "1.rec")
-  assert resolved["C3-A2"] == "C3_A2"
-  assert resolved["C4-A1"] == "c4-a1"
-  assert resolved["Chin EMG"] == "X1" and resolved["ECG"] == "X2"
-  assert list(resolved) == [s.name for s in channels.ISRUC_S3_MONTAGE]
+  # ISRUC .rec labels (EOG first, as in the files), two of them in another case / separator.
+  labels = ["LOC-A2", "ROC-A1", "F3-A2", "c3_a2", "O1-A2", "F4-A1", "c4-a1", "O2-A1", "X1", "X2",
+            "X3", "SaO2"]
+  resolved = isruc_s3.MONTAGE.resolve(labels, "1.rec")
+  assert resolved["C3_A2"] == "c3_a2"
+  assert resolved["C4_A1"] == "c4-a1"
+  assert resolved["LOC_A2"] == "LOC-A2"
+  assert resolved["X1"] == "X1" and resolved["X2"] == "X2"
+  assert list(resolved) == [s.name for s in isruc_s3.MONTAGE]
 
 
 def test_resolve_missing_required_names_file_channel_and_labels():
   with pytest.raises(errors.MissingChannelError) as info:
-    channels.SLEEP_EDF_SC_MONTAGE.resolve(["EEG Fpz-Cz", "EOG horizontal"], "/d/SC4011E0.edf")
+    sleep_edf.SC_MONTAGE.resolve(["EEG Fpz-Cz", "EOG horizontal"], "/d/SC4011E0.edf")
   msg = str(info.value)
-  assert "/d/SC4011E0.edf" in msg and "'Pz-Oz'" in msg and "EOG horizontal" in msg
+  assert "/d/SC4011E0.edf" in msg and "'EEG Pz-Oz'" in msg and "EOG horizontal" in msg
 
 
 def test_resolve_optional_absent_is_left_out():

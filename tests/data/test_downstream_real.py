@@ -17,7 +17,7 @@ import pytest
 import scipy.signal
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
+from tfds_builders.mitdb import aami
 
 
 def _extract(archive: pathlib.Path, dest: pathlib.Path, keep, n_wanted: int | None = None) -> pathlib.Path:
@@ -180,12 +180,12 @@ def test_mitdb_aami_counts_all_records(shared_data, mitdb_dir):
   by_split = {"train": np.zeros(5, int), "validation": np.zeros(5, int), "test": np.zeros(5, int)}
   for record, row in table.items():
     ann = wfdb.rdann(str(mitdb_dir / "mitdb" / record), "atr")
-    _, labels, _ = downstream.aami_beats(ann.symbol, ann.sample)
-    counts = downstream.aami_counts(labels)
-    assert counts == {c: int(row[c]) for c in downstream.AAMI_CLASSES}, record
+    _, labels, _ = aami.aami_beats(ann.symbol, ann.sample)
+    counts = aami.aami_counts(labels)
+    assert counts == {c: int(row[c]) for c in aami.AAMI_CLASSES}, record
     if row["split_deChazal"] in totals:
-      totals[row["split_deChazal"]] += [counts[c] for c in downstream.AAMI_CLASSES]
-      by_split[mitdb.record_split(record)] += [counts[c] for c in downstream.AAMI_CLASSES]
+      totals[row["split_deChazal"]] += [counts[c] for c in aami.AAMI_CLASSES]
+      by_split[mitdb.record_split(record)] += [counts[c] for c in aami.AAMI_CLASSES]
   # de Chazal et al. 2004, Table I (and the shared README).
   assert totals["DS1"].tolist() == [45866, 944, 3788, 415, 8]
   assert totals["DS2"].tolist() == [44259, 1837, 3221, 388, 7]
@@ -193,10 +193,10 @@ def test_mitdb_aami_counts_all_records(shared_data, mitdb_dir):
   assert by_split["train"].tolist() == [37802, 744, 2824, 395, 4]
   assert by_split["validation"].tolist() == [8064, 200, 964, 20, 4]
   assert by_split["test"].tolist() == totals["DS2"].tolist()
-  assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS1") == sorted(downstream.MITDB_DS1)
-  assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS2") == sorted(downstream.MITDB_DS2)
+  assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS1") == sorted(aami.DS1)
+  assert sorted(r for r, row in table.items() if row["split_deChazal"] == "DS2") == sorted(aami.DS2)
   assert sorted(r for r, row in table.items() if row["split_deChazal"] == "excluded_paced") == sorted(
-      downstream.MITDB_PACED_RECORDS)
+      aami.PACED_RECORDS)
 
 
 def test_mitdb_build_two_records_real(shared_data, mitdb_dir, tmp_path):
@@ -210,8 +210,8 @@ def test_mitdb_build_two_records_real(shared_data, mitdb_dir, tmp_path):
   assert _split_sizes(builder) == {"validation": 1619, "test": 1780}
   for split, record in (("validation", "124"), ("test", "232")):
     ds = builder.as_data_source(split=split)
-    counts = downstream.aami_counts([ex["label"] for ex in ds])
-    assert counts == {c: int(table[record][c]) for c in downstream.AAMI_CLASSES}, record
+    counts = aami.aami_counts([ex["label"] for ex in ds])
+    assert counts == {c: int(table[record][c]) for c in aami.AAMI_CLASSES}, record
   ds = builder.as_data_source(split="test")
   ex = next(ex for ex in ds if ex["label"] == 0 and ex["beat_index"] > 0)  # 232: RBBB ("R") beats.
   assert [n.decode() for n in ex["channel_names"]["ecg"]] == ["MLII", "V1"]

@@ -9,6 +9,8 @@ import pytest
 from sleepjax.data import errors
 from sleepjax.data import hypnogram
 from sleepjax.data import stages
+from tfds_builders.dreams import dreams_dataset_builder as dreams
+from tfds_builders.isruc_s3 import isruc_s3_dataset_builder as isruc
 
 W, N1, N2, N3, REM, U, M = 0, 1, 2, 3, 4, -1, -2
 
@@ -101,19 +103,19 @@ def test_text_hypnogram_dreams_codes(tmp_path):
   # 5-s R&K codes: 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4.
   codes = [5] * 6 + [2, 2, 2, 2, 3, 3] + [0, 0, 1, 1, 1, 2] + [4] * 6 + [5, 5]
   path.write_text("[Hypnogram]\n" + "\n".join(map(str, codes)) + "\n\n")
-  h = hypnogram.read_text_hypnogram(path, epoch_s=5, mapping=hypnogram.DREAMS_RK_CODES)
+  h = hypnogram.read_text_hypnogram(path, epoch_s=5, mapping=dreams.DREAMS_RK_CODES)
   np.testing.assert_array_equal(h.stages, [W, N2, N3, REM])
 
 
 def test_text_hypnogram_isruc_codes_and_errors(tmp_path):
   path = tmp_path / "1_1.txt"
   path.write_text("0\n1\n2\n3\n5\n")
-  h = hypnogram.read_text_hypnogram(path, epoch_s=30, mapping=hypnogram.ISRUC_CODES,
+  h = hypnogram.read_text_hypnogram(path, epoch_s=30, mapping=isruc.ISRUC_CODES,
                                     header_lines=0)
   np.testing.assert_array_equal(h.stages, [W, N1, N2, N3, REM])
   path.write_text("0\n4\n")
   with pytest.raises(errors.AnnotationError, match=r"1_1\.txt: line 2: unknown stage label '4'"):
-    hypnogram.read_text_hypnogram(path, epoch_s=30, mapping=hypnogram.ISRUC_CODES,
+    hypnogram.read_text_hypnogram(path, epoch_s=30, mapping=isruc.ISRUC_CODES,
                                   header_lines=0)
   with pytest.raises(errors.AnnotationError, match="does not exist"):
     hypnogram.read_text_hypnogram(tmp_path / "nope.txt", epoch_s=30, mapping={})
@@ -124,7 +126,7 @@ def test_read_hypnogram_dispatch(tmp_path):
   path.write_text("0\n")
   with pytest.raises(errors.RecordingError, match="epoch_s"):
     hypnogram.read_hypnogram(path)
-  h = hypnogram.read_hypnogram(path, epoch_s=30, mapping=hypnogram.ISRUC_CODES,
+  h = hypnogram.read_hypnogram(path, epoch_s=30, mapping=isruc.ISRUC_CODES,
                                header_lines=0)
   assert h.n_epochs == 1
 

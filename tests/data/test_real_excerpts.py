@@ -17,6 +17,8 @@ from sleepjax.data import edf
 from sleepjax.data import errors
 from sleepjax.data import hypnogram
 from sleepjax.data import recording
+from tfds_builders.dreams import dreams_dataset_builder as dreams_builder
+from tfds_builders.sleep_edf import sleep_edf_dataset_builder as sleep_edf_builder
 
 SC_FILES = ("short_psg.edf", "SC4001EC-Hypnogram.edf")
 DREAMS_MEMBERS = ("dreams_spindles/excerpt3.edf", "dreams_spindles/excerpt3.txt",
@@ -46,12 +48,12 @@ def dreams(shared_data, tmp_path_factory):
 def test_sleep_edf_excerpt_epochs(sleep_edf):
   rec = recording.load_recording(
       sleep_edf / "short_psg.edf", sleep_edf / "SC4001EC-Hypnogram.edf",
-      channels.SLEEP_EDF_SC_MONTAGE, record_id="SC4001E0", subject_id="SC400-1", sfreq=100.0,
+      sleep_edf_builder.SC_MONTAGE, record_id="SC4001E0", subject_id="SC400-1", sfreq=100.0,
       trim_wake_min=None, max_mismatch_s=None)
   assert rec.record_id == "SC4001E0" and rec.subject_id == "SC400-1"
   np.testing.assert_array_equal(rec.stages, np.zeros(10, np.int32))  # all W
   np.testing.assert_array_equal(rec.epoch_index, np.arange(10))
-  assert rec.channel_names == {"eeg": ("Fpz-Cz", "Pz-Oz"), "eog": ("EOG horizontal",),
+  assert rec.channel_names == {"eeg": ("EEG Fpz-Cz", "EEG Pz-Oz"), "eog": ("EOG horizontal",),
                                "emg": ("EMG submental",), "resp": ("Resp oro-nasal",)}
   for sig in rec.signals.values():
     assert sig.shape[0] == 10 and sig.shape[2] == 3000 and sig.dtype == np.float32
@@ -80,11 +82,11 @@ def test_sleep_edf_excerpt_mismatch_rule(sleep_edf):
   """The default tolerance refuses a hypnogram scoring 22 h the 300-s signal lacks."""
   with pytest.raises(errors.HypnogramMismatchError, match="short_psg.edf.*beyond the 300.0-s"):
     recording.load_recording(sleep_edf / "short_psg.edf", sleep_edf / "SC4001EC-Hypnogram.edf",
-                             channels.SLEEP_EDF_SC_MONTAGE, subject_id="SC400-1")
+                             sleep_edf_builder.SC_MONTAGE, subject_id="SC400-1")
   # With wake trimming the 5 pre-lights-off minutes fall outside the window (sleep at 30630 s).
   rec = recording.load_recording(sleep_edf / "short_psg.edf",
                                  sleep_edf / "SC4001EC-Hypnogram.edf",
-                                 channels.SLEEP_EDF_SC_MONTAGE, subject_id="SC400-1",
+                                 sleep_edf_builder.SC_MONTAGE, subject_id="SC400-1",
                                  max_mismatch_s=None)
   assert rec.report.n_kept == 0 and rec.report.dropped["outside_trimmed_window"] == 10
   assert rec.signals["eeg"].shape == (0, 2, 3000)
@@ -144,7 +146,7 @@ def test_dreams_excerpt3_recording(dreams):
   ])
   rec = recording.load_recording(
       dreams / "excerpt3.edf", dreams / "Hypnogram_excerpt3.txt", montage,
-      hypnogram_kwargs={"epoch_s": 5.0, "mapping": hypnogram.DREAMS_RK_CODES},
+      hypnogram_kwargs={"epoch_s": 5.0, "mapping": dreams_builder.DREAMS_RK_CODES},
       record_id="dreams_excerpt3", subject_id="dreams_3", sfreq=100.0, trim_wake_min=None)
   assert rec.report.n_epochs_total == 60
   assert rec.report.n_kept + rec.report.n_dropped == 60

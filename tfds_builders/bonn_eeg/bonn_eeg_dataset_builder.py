@@ -16,7 +16,7 @@ Configs: `seizure` (S vs Z+O+N+F, binary, the role CHB-MIT plays in the transfer
 SPLITS ARE SEGMENT-LEVEL, NOT SUBJECT-WISE. The files carry no subject ids, so no subject-wise
 split is possible inside a set; segments of one person appear in train, validation and test.
 The split is a deterministic stratified 10-fold assignment per set
-(`sleepjax.data.downstream.stratified_folds`: files ordered by SHA-256 of their id, dealt
+(`tfds_builders._downstream.stratified_folds`: files ordered by SHA-256 of their id, dealt
 round-robin): fold 9 -> test, fold 8 -> validation, folds 0-7 -> train, i.e. 80/10/10 of every
 set. Each example carries its `fold`, for 10-fold cross-validation. Numbers on this dataset
 measure within-subject generalisation and overstate what a new patient would see.
@@ -31,9 +31,10 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _report
 
 SFREQ = 173.61  # Hz (Andrzejak et al. 2001).
 N_TIMES = 4097  # Samples per segment (23.6 s).
@@ -129,7 +130,7 @@ def find_segments(root: pathlib.Path) -> dict[str, pathlib.Path]:
   flat layout (`Z001.txt`); file-name case is ignored.
   """
   found = {}
-  for name, path in downstream.index_files(root, (".txt",)).items():
+  for name, path in _downstream.index_files(root, (".txt",)).items():
     stem = name.rsplit(".", 1)[0].upper()
     if len(stem) == 4 and stem[0] in SETS and stem[1:].isdigit():
       found[stem] = path
@@ -156,17 +157,16 @@ class Builder(_common.ArrayRecordBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(1, N_TIMES), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(1,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(1, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=label_names(self.builder_config.task)),
-            "set": tfds.features.Text(doc="Bonn set letter: " + "; ".join(f"{k}={v}" for k, v in SET_DESCRIPTIONS.items())),
-            "subject_id": tfds.features.Text(doc="Always 'unknown': the database publishes no subject ids."),
-            "subject_group": tfds.features.Text(doc="'healthy' (sets Z, O) or 'patient' (sets N, F, S)."),
-            "record_id": tfds.features.Text(doc="File stem, e.g. 'Z001', 'N042'."),
-            "fold": tfds.features.Scalar(dtype=np.int32, doc="Stratified segment-level fold (per set)."),
-        }),
+        features=_downstream.features(
+            {"eeg": (1, N_TIMES)}, label_names=label_names(self.builder_config.task),
+            subject_doc="Always 'unknown': the database publishes no subject ids.",
+            record_doc="File stem, e.g. 'Z001', 'N042'.",
+            task_fields={
+                "set": tfds.features.Text(
+                    doc="Bonn set letter: " + "; ".join(f"{k}={v}" for k, v in SET_DESCRIPTIONS.items())),
+                "subject_group": tfds.features.Text(doc="'healthy' (sets Z, O) or 'patient' (sets N, F, S)."),
+                "fold": tfds.features.Scalar(dtype=np.int32, doc="Stratified segment-level fold (per set)."),
+            }),
         supervised_keys=None,
         homepage="https://www.ukbonn.de/epileptologie/arbeitsgruppen/ag-lehnertz-neurophysik/downloads/",
         citation=_CITATION,
@@ -179,7 +179,7 @@ class Builder(_common.ArrayRecordBuilder):
     root = manual
     for archive in sorted(manual.iterdir()):
       if archive.is_file() and archive.name.lower().endswith((".tar.xz", ".tar.gz", ".tar", ".zip")):
-        root = downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / "bonn_eeg_manual")
+        root = _downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / "bonn_eeg_manual")
     # Files already extracted in manual_dir and files from archives are both looked for.
     segments = find_segments(manual)
     if root != manual:
@@ -190,10 +190,10 @@ class Builder(_common.ArrayRecordBuilder):
     if missing_sets:
       logging.warning("bonn_eeg: sets %s are absent from %s", missing_sets, manual)
     n_folds = self.builder_config.n_folds
-    folds = downstream.stratified_folds(list(segments), [r[0] for r in segments], n_folds)
+    folds = _downstream.stratified_folds(list(segments), [r[0] for r in segments], n_folds)
     splits: dict[str, list[str]] = {}
     for rid in segments:
-      splits.setdefault(downstream.fold_to_split(folds[rid], n_folds), []).append(rid)
+      splits.setdefault(_downstream.fold_to_split(folds[rid], n_folds), []).append(rid)
     return {
         split: self._generate_examples(split, {rid: segments[rid] for rid in rids}, folds)
         for split, rids in sorted(splits.items())
@@ -214,7 +214,7 @@ class Builder(_common.ArrayRecordBuilder):
       yield rid, {
           "signals": {"eeg": x},
           "channel_names": {"eeg": np.array([CHANNEL_NAME], dtype=object)},
-          "positions": {"eeg": np.full((1, 3), np.nan, dtype=np.float32)},
+          "positions": {"eeg": _downstream.unknown_positions(1)},
           "label": label,
           "set": set_letter,
           "subject_id": "unknown",
@@ -222,5 +222,4 @@ class Builder(_common.ArrayRecordBuilder):
           "record_id": rid,
           "fold": np.int32(folds[rid]),
       }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(segments), failures, len(segments) - len(failures))
+    _report.write(self, split, _report.example_report(len(segments), failures, len(segments) - len(failures)))

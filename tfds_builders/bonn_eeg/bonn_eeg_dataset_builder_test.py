@@ -12,6 +12,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
+from tfds_builders import _downstream
 from tfds_builders.bonn_eeg import bonn_eeg_dataset_builder as bonn
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
@@ -116,9 +117,7 @@ def test_original_zips(tmp_path):
 
 
 def test_corrupt_archive_raises_naming_it(tmp_path):
-  from sleepjax.data import downstream
-
   bad = tmp_path / "bonn_eeg_ZONFS.tar.xz"
   bad.write_bytes(b"\xfd7zXZ\x00 not really xz")
   with pytest.raises(errors.RecordingError, match="bonn_eeg_ZONFS.tar.xz: cannot extract archive"):
-    downstream.extract_archive(bad, tmp_path / "out")
+    _downstream.extract_archive(bad, tmp_path / "out")

@@ -32,7 +32,9 @@ from sleepjax.data import channels
 from sleepjax.data import errors
 from sleepjax.data import pipeline
 from tfds_builders import _common
-from tfds_builders.tuab import tuh_eeg
+from tfds_builders import _downstream
+from tfds_builders import _eeg
+from tfds_builders import _report
 
 LABELS = ("non_seizure", "seizure")
 VALIDATION_FRACTION = 0.1
@@ -125,10 +127,10 @@ class Chbmit(_common.ArrayRecordBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release: 18 bipolar channels, any-overlap seizure labels, subject-wise splits."}
   BUILDER_CONFIGS = [
-      tuh_eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
-                              sfreq=128.0, window_s=60.0),
-      tuh_eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT-style).",
-                              sfreq=128.0, window_s=10.0),
+      _eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
+                          sfreq=128.0, window_s=60.0),
+      _eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT-style).",
+                          sfreq=128.0, window_s=10.0),
   ]
   DEFAULT_CONFIG_NAME = "128hz_60s"
   MANUAL_DOWNLOAD_INSTRUCTIONS = f"""
@@ -141,17 +143,11 @@ class Chbmit(_common.ArrayRecordBuilder):
     c = len(CHANNELS)
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(c, self.builder_config.n_times), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(c,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(c, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "seizure_s": tfds.features.Scalar(dtype=np.float32),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "window_index": tfds.features.Scalar(dtype=np.int32),
-            "start_s": tfds.features.Scalar(dtype=np.float32),
-        }),
+        features=_downstream.features(
+            {"eeg": (c, self.builder_config.n_times)}, label_names=LABELS,
+            task_fields={"seizure_s": tfds.features.Scalar(dtype=np.float32),
+                         "window_index": tfds.features.Scalar(dtype=np.int32),
+                         "start_s": tfds.features.Scalar(dtype=np.float32)}),
         supervised_keys=None,
         homepage="https://physionet.org/content/chbmit/1.0.0/",
         disable_shuffling=True,
@@ -192,16 +188,16 @@ class Chbmit(_common.ArrayRecordBuilder):
     cfg = self.builder_config
     montage = chbmit_montage()
     names = np.array(CHANNELS, dtype=object)
-    pos = tuh_eeg.positions(CHANNELS)
+    pos = _downstream.electrode_positions(CHANNELS)
     failures, n_examples = [], 0
     for path, subject, record, seizures in files:
       try:
-        data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
+        data = _eeg.read_eeg(path, montage, cfg.sfreq)
       except errors.RecordingError as e:
         logging.warning("chbmit: skipping %s: %s", record, e)
         failures.append(f"{record}: {e}")
         continue
-      for w, start in enumerate(tuh_eeg.window_starts(data.shape[1], cfg.n_times)):
+      for w, start in enumerate(_eeg.window_starts(data.shape[1], cfg.n_times)):
         start_s = start / cfg.sfreq
         overlap = seizure_overlap_s(start_s, start_s + cfg.window_s, seizures)
         n_examples += 1
@@ -216,7 +212,7 @@ class Chbmit(_common.ArrayRecordBuilder):
             "window_index": w,
             "start_s": start_s,
         }
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples))
 
 
 def _download(dl_manager) -> tuple[dict[str, pathlib.Path], dict[str, pathlib.Path]]:

@@ -13,12 +13,12 @@ import pytest
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
+from tfds_builders import _eeg
 from tfds_builders import chbmit
 from tfds_builders.chbmit import chbmit_dataset_builder
-from tfds_builders.tuab import tuh_eeg
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
-CFG = tuh_eeg.EEGWindowConfig(name="test_4s", sfreq=128.0, window_s=4.0)
+CFG = _eeg.EEGWindowConfig(name="test_4s", sfreq=128.0, window_s=4.0)
 
 
 def test_parse_summary_both_spellings():
@@ -48,7 +48,7 @@ def test_overlap_and_subjects():
 
 def test_read_eeg_picks_first_duplicate_and_skips_dummy_channels():
   path = DUMMY / "chb02/chb02_16.edf"
-  data = tuh_eeg.read_eeg(path, chbmit_dataset_builder.chbmit_montage(), 256.0)  # Native rate: no resampling.
+  data = _eeg.read_eeg(path, chbmit_dataset_builder.chbmit_montage(), 256.0)  # Native rate: no resampling.
   assert data.shape == (18, 12 * 256)
   reference = {}
   for sig in edfio.read_edf(path).signals:

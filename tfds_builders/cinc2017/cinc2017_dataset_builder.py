@@ -14,7 +14,7 @@ records. A header line ("data_source,class") is skipped when present.
 
 SPLITS ARE RECORD-LEVEL: the challenge publishes no patient ids, and a person may have several
 records, so no patient-wise split is possible. Records get deterministic stratified 10-fold
-assignments (`sleepjax.data.downstream.stratified_folds`): fold 9 -> test, fold 8 ->
+assignments (`tfds_builders._downstream.stratified_folds`): fold 9 -> test, fold 8 ->
 validation, folds 0-7 -> train; `fold` is stored for cross-validation. `subject_id` repeats
 the record id for want of a patient id.
 """
@@ -29,9 +29,10 @@ import pathlib
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _report
 
 SFREQ = 300.0  # Hz.
 LABELS = ("normal", "af", "other", "noisy")
@@ -130,7 +131,7 @@ def read_ecg(base: pathlib.Path) -> tuple[np.ndarray, str]:
     raise errors.SamplingRateError(hea, f"sampling rate {record.fs} Hz, expected {SFREQ} Hz")
   if record.n_sig != 1:
     raise errors.MissingChannelError(hea, f"{record.n_sig} signals {record.sig_name}, expected one ECG lead")
-  factor = downstream.wfdb_unit_to_microvolts(record.units[0], hea, record.sig_name[0])
+  factor = _downstream.wfdb_unit_to_microvolts(record.units[0], hea, record.sig_name[0])
   ecg = (record.p_signal[:, 0] * factor).astype(np.float32)[None, :]
   if not np.all(np.isfinite(ecg)):
     raise errors.BadSignalError(hea, f"{int((~np.isfinite(ecg)).sum())} non-finite samples")
@@ -155,17 +156,14 @@ class Builder(_common.ArrayRecordBuilder):
     n_times = int(round(self.builder_config.crop_s * SFREQ))
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(1, n_times), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(1,), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(1, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(doc="The record id: the challenge publishes no patient ids."),
-            "record_id": tfds.features.Text(doc="e.g. 'A00001'."),
-            "length": tfds.features.Scalar(dtype=np.int32, doc="Real (unpadded) samples in `signals`."),
-            "duration_s": tfds.features.Scalar(dtype=np.float32, doc="Full record duration, seconds."),
-            "fold": tfds.features.Scalar(dtype=np.int32, doc="Record-level stratified fold."),
-        }),
+        features=_downstream.features(
+            {"ecg": (1, n_times)}, label_names=LABELS,
+            subject_doc="The record id: the challenge publishes no patient ids.", record_doc="e.g. 'A00001'.",
+            task_fields={
+                "length": tfds.features.Scalar(dtype=np.int32, doc="Real (unpadded) samples in `signals`."),
+                "duration_s": tfds.features.Scalar(dtype=np.float32, doc="Full record duration, seconds."),
+                "fold": tfds.features.Scalar(dtype=np.int32, doc="Record-level stratified fold."),
+            }),
         homepage="https://physionet.org/content/challenge-2017/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
@@ -184,16 +182,16 @@ class Builder(_common.ArrayRecordBuilder):
       archives = [pathlib.Path(dl_manager.download(ZIP_URL))]
     for archive in archives:
       stem = archive.name.split(".")[0]
-      roots.append(downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / f"cinc2017_{stem}"))
+      roots.append(_downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / f"cinc2017_{stem}"))
     reference = None
     for root in roots:
-      reference = reference or downstream.find_file(root, config.reference)
+      reference = reference or _downstream.find_file(root, config.reference)
     if reference is None:
       raise errors.RecordingError(manual or archives[0], f"label file {config.reference} not found")
     labels = read_reference(reference)
     index: dict[str, pathlib.Path] = {}
     for root in roots:
-      for name, path in downstream.index_files(root, (".hea",)).items():
+      for name, path in _downstream.index_files(root, (".hea",)).items():
         index.setdefault(name[:-4].upper(), path.with_suffix(""))
     records = sorted(r for r in labels if r in index)
     missing = len(labels) - len(records)
@@ -203,10 +201,10 @@ class Builder(_common.ArrayRecordBuilder):
       records = records[:config.max_records]
     if not records:
       raise errors.RecordingError(reference, "no labelled record with a .hea/.mat file found")
-    folds = downstream.stratified_folds(records, [labels[r] for r in records], config.n_folds)
+    folds = _downstream.stratified_folds(records, [labels[r] for r in records], config.n_folds)
     by_split: dict[str, list[str]] = {}
     for r in records:
-      by_split.setdefault(downstream.fold_to_split(folds[r], config.n_folds), []).append(r)
+      by_split.setdefault(_downstream.fold_to_split(folds[r], config.n_folds), []).append(r)
     return {
         split: self._generate_examples(split, {r: (index[r], labels[r], folds[r]) for r in rs})
         for split, rs in sorted(by_split.items())
@@ -214,7 +212,7 @@ class Builder(_common.ArrayRecordBuilder):
 
   def _generate_examples(self, split: str, records: dict[str, tuple[pathlib.Path, int, int]]):
     n_times = int(round(self.builder_config.crop_s * SFREQ))
-    positions = downstream.ecg_positions(1)
+    positions = _downstream.unknown_positions(1)
     failures, n_cropped, n_padded = [], 0, 0
     for record, (base, label, fold) in records.items():
       try:
@@ -223,7 +221,7 @@ class Builder(_common.ArrayRecordBuilder):
         logging.warning("cinc2017: skipping %s", e)
         failures.append(str(e))
         continue
-      x, length = downstream.crop_or_pad(ecg, n_times)
+      x, length = _downstream.crop_or_pad(ecg, n_times)
       n_cropped += ecg.shape[1] > n_times
       n_padded += ecg.shape[1] < n_times
       yield record, {
@@ -237,5 +235,5 @@ class Builder(_common.ArrayRecordBuilder):
           "duration_s": np.float32(ecg.shape[1] / SFREQ),
           "fold": np.int32(fold),
       }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(records), failures, len(records) - len(failures), n_cropped=n_cropped, n_zero_padded=n_padded)
+    _report.write(self, split, _report.example_report(len(records), failures, len(records) - len(failures),
+                                                      n_cropped=n_cropped, n_zero_padded=n_padded))

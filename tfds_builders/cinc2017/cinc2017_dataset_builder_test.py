@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import errors
+from tfds_builders import _downstream
 from tfds_builders.cinc2017 import cinc2017_dataset_builder as cinc
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
@@ -87,21 +87,21 @@ def test_reference_parsing(tmp_path):
 
 
 def test_crop_or_pad_and_folds_known_answer():
-  x, n = downstream.crop_or_pad(np.ones((1, 5), np.float32), 8)
+  x, n = _downstream.crop_or_pad(np.ones((1, 5), np.float32), 8)
   np.testing.assert_array_equal(x, [[1, 1, 1, 1, 1, 0, 0, 0]])
   assert n == 5
-  x, n = downstream.crop_or_pad(np.arange(10, dtype=np.float32)[None], 4)
+  x, n = _downstream.crop_or_pad(np.arange(10, dtype=np.float32)[None], 4)
   np.testing.assert_array_equal(x, [[0, 1, 2, 3]])
   assert n == 4
   ids = [f"r{i}" for i in range(100)]
   strata = ["a"] * 70 + ["b"] * 30
-  folds = downstream.stratified_folds(ids, strata, 10)
+  folds = _downstream.stratified_folds(ids, strata, 10)
   per_fold = np.zeros((10, 2), int)
   for rid, s in zip(ids, strata):
     per_fold[folds[rid], int(s == "b")] += 1
   np.testing.assert_array_equal(per_fold, [[7, 3]] * 10)
   # Independent of the order the records were listed in.
-  assert downstream.stratified_folds(ids[::-1], strata[::-1], 10) == folds
+  assert _downstream.stratified_folds(ids[::-1], strata[::-1], 10) == folds
 
 
 def test_missing_reference_raises(tmp_path):

@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
+from sleepjax.data import stages as stages_lib
 from sleepjax.data.channels import ChannelSpec, Montage
 from tfds_builders import _common
 
@@ -43,6 +44,13 @@ DREAMS Spindles: eight 30-min excerpts of whole-night PSGs (8 subjects), one EEG
 # Sampling rates of excerpt1..8.txt (database README).
 EXCERPT_SFREQ = (100.0, 200.0, 50.0, 200.0, 200.0, 200.0, 200.0, 200.0)
 DREAMS_EPOCH_S = 5.0
+# Hypnogram_excerptN.txt (5-s epochs): R&K codes 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4, to AASM
+# (S3 and S4 merge into N3). Only these codes occur in the 8 spindle-database hypnograms; any
+# other code is an AnnotationError rather than a guess.
+DREAMS_RK_CODES = {
+    "5": stages_lib.W, "4": stages_lib.REM, "3": stages_lib.N1, "2": stages_lib.N2,
+    "1": stages_lib.N3, "0": stages_lib.N3,
+}
 
 SPINDLES_MONTAGE = Montage([ChannelSpec("EEG", "eeg", aliases=("C3-A1", "CZ-A1"))])
 EXCERPT3_MONTAGE = Montage([
@@ -202,7 +210,7 @@ non-commercial, no derivatives) and pass the extracted `dreams_spindles/` folder
 
     cfg = self.builder_config
     hyp = hypnogram_lib.read_text_hypnogram(
-        files.hypnogram_path, epoch_s=DREAMS_EPOCH_S, mapping=hypnogram_lib.DREAMS_RK_CODES,
+        files.hypnogram_path, epoch_s=DREAMS_EPOCH_S, mapping=DREAMS_RK_CODES,
         header_lines=1)
     common = dict(record_id=files.record_id, subject_id=files.subject_id, sfreq=cfg.sfreq,
                   trim_wake_min=None)

@@ -31,10 +31,11 @@ import re
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import edf
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _report
 
 SFREQ = 160.0  # Hz.
 N_CHANS = 64
@@ -200,17 +201,14 @@ class Builder(_common.ArrayRecordBuilder):
     n_win = int(round(self.builder_config.window_s * SFREQ))
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(N_CHANS, n_win), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(N_CHANS,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(N_CHANS, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=TASKS[self.builder_config.task]["labels"]),
-            "subject_id": tfds.features.Text(doc="e.g. 'S001'."),
-            "record_id": tfds.features.Text(doc="Run, e.g. 'S001R04'."),
-            "run": tfds.features.Scalar(dtype=np.int32, doc="PhysioNet run number (1..14)."),
-            "window_index": tfds.features.Scalar(dtype=np.int32, doc="Window rank within the run."),
-            "onset_s": tfds.features.Scalar(dtype=np.float32, doc="Window start from the run start, seconds."),
-        }),
+        features=_downstream.features(
+            {"eeg": (N_CHANS, n_win)}, label_names=TASKS[self.builder_config.task]["labels"],
+            subject_doc="e.g. 'S001'.", record_doc="Run, e.g. 'S001R04'.",
+            task_fields={
+                "run": tfds.features.Scalar(dtype=np.int32, doc="PhysioNet run number (1..14)."),
+                "window_index": tfds.features.Scalar(dtype=np.int32, doc="Window rank within the run."),
+                "onset_s": tfds.features.Scalar(dtype=np.float32, doc="Window start from the run start, seconds."),
+            }),
         homepage="https://physionet.org/content/eegmmidb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
@@ -230,9 +228,9 @@ class Builder(_common.ArrayRecordBuilder):
       for archive in sorted(manual.iterdir()):
         if archive.is_file() and archive.name.lower().endswith((".tar.xz", ".tar.gz", ".tar", ".zip")):
           stem = archive.name.split(".")[0]
-          roots.append(downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem))
+          roots.append(_downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem))
       for root in roots:
-        for name, path in downstream.index_files(root, (".edf",)).items():
+        for name, path in _downstream.index_files(root, (".edf",)).items():
           sr = parse_record_name(name)
           if sr and sr[1] in runs and (wanted is None or sr[0] in wanted):
             files.setdefault(sr, path)
@@ -252,7 +250,7 @@ class Builder(_common.ArrayRecordBuilder):
   def _generate_examples(self, split: str, files: dict[tuple[int, int], pathlib.Path]):
     config = self.builder_config
     n_win = int(round(config.window_s * SFREQ))
-    positions = downstream.electrode_positions(CHANNELS)
+    positions = _downstream.electrode_positions(CHANNELS)
     names = np.array(CHANNELS, dtype=object)
     failures, n_examples, n_past_end = [], 0, 0
     for (subject, run), path in files.items():
@@ -283,5 +281,5 @@ class Builder(_common.ArrayRecordBuilder):
             "window_index": np.int32(index),
             "onset_s": np.float32(onset_s),
         }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(files), failures, n_examples, n_windows_past_end=n_past_end)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples,
+                                                      n_windows_past_end=n_past_end))

@@ -43,6 +43,7 @@ import tensorflow_datasets as tfds
 from sleepjax.data import errors
 from sleepjax.data import hypnogram as hypnogram_lib
 from sleepjax.data import recording as recording_lib
+from sleepjax.data import stages as stages_lib
 from sleepjax.data.channels import ChannelSpec
 from sleepjax.data.channels import Montage
 from tfds_builders import _common
@@ -64,6 +65,12 @@ MONTAGE = Montage([
     ChannelSpec("X1", "emg", ("Chin EMG", "X1-EMG")),
     ChannelSpec("X2", "ecg", ("ECG", "X2-ECG")),
 ])
+
+# Scorer files (30-s epochs): AASM 0=W, 1=N1, 2=N2, 3=N3, 5=REM (4 is unused: R&K's S4 slot).
+ISRUC_CODES = {
+    "0": stages_lib.W, "1": stages_lib.N1, "2": stages_lib.N2, "3": stages_lib.N3,
+    "5": stages_lib.REM,
+}
 
 _PSG = re.compile(r"^(\d+)\.(rec|edf)$", re.IGNORECASE)
 
@@ -136,7 +143,7 @@ def read_isruc_hypnogram(path: str | os.PathLike, drop_last_epochs: int) -> hypn
     AnnotationError: unknown code (e.g. 4, unused in AASM scoring), empty file, or not more
       epochs than `drop_last_epochs`.
   """
-  hyp = hypnogram_lib.read_text_hypnogram(path, epoch_s=30.0, mapping=hypnogram_lib.ISRUC_CODES,
+  hyp = hypnogram_lib.read_text_hypnogram(path, epoch_s=30.0, mapping=ISRUC_CODES,
                                           header_lines=0)
   if drop_last_epochs < 0:
     raise ValueError(f"drop_last_epochs must be >= 0, got {drop_last_epochs}")

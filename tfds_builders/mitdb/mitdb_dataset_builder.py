@@ -2,7 +2,7 @@
 
 48 half-hour two-lead ambulatory ECG records at 360 Hz (Moody & Mark 2001). One example per
 annotated beat, labelled with its AAMI class (ANSI/AAMI EC57): N, S, V, F, Q
-(`sleepjax.data.downstream.MITBIH_TO_AAMI`); non-beat annotations are skipped.
+(`tfds_builders.mitdb.aami.MITBIH_TO_AAMI`); non-beat annotations are skipped.
 
 Inter-patient protocol (de Chazal et al. 2004): the paced records 102, 104, 107 and 217 are
 excluded; test = DS2 (22 records), train + validation = DS1 (22 records), with validation =
@@ -34,14 +34,16 @@ import shutil
 import numpy as np
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _report
+from tfds_builders.mitdb import aami
 
 SFREQ = 360.0  # Hz.
 N_LEADS = 2
 VALIDATION_RECORDS = ("124", "203", "220", "223")
-RECORDS = tuple(sorted(downstream.MITDB_DS1 + downstream.MITDB_DS2 + downstream.MITDB_PACED_RECORDS))
+RECORDS = tuple(sorted(aami.DS1 + aami.DS2 + aami.PACED_RECORDS))
 URL_TEMPLATE = "https://physionet.org/files/mitdb/1.0.0/{record}.{ext}"
 EXTENSIONS = ("hea", "dat", "atr")
 
@@ -108,11 +110,11 @@ class MitdbConfig(tfds.core.BuilderConfig):
 
 def record_split(record: str) -> str | None:
   """Split of a record under the inter-patient protocol; None for paced/unknown records."""
-  if record in downstream.MITDB_DS2:
+  if record in aami.DS2:
     return "test"
   if record in VALIDATION_RECORDS:
     return "validation"
-  if record in downstream.MITDB_DS1:
+  if record in aami.DS1:
     return "train"
   return None
 
@@ -153,7 +155,7 @@ def read_record(base: pathlib.Path) -> tuple[np.ndarray, tuple[str, ...], np.nda
     raise errors.MissingChannelError(hea, f"{record.n_sig} signals {record.sig_name}, expected {N_LEADS} leads")
   order = sorted(range(N_LEADS), key=lambda i: record.sig_name[i] != "MLII")  # MLII first, stable.
   ecg = np.stack([
-      record.p_signal[:, i] * downstream.wfdb_unit_to_microvolts(record.units[i], hea, record.sig_name[i])
+      record.p_signal[:, i] * _downstream.wfdb_unit_to_microvolts(record.units[i], hea, record.sig_name[i])
       for i in order]).astype(np.float32)
   if not np.all(np.isfinite(ecg)):
     raise errors.BadSignalError(hea, f"{int((~np.isfinite(ecg)).sum())} non-finite samples")
@@ -162,7 +164,7 @@ def read_record(base: pathlib.Path) -> tuple[np.ndarray, tuple[str, ...], np.nda
 
 def find_records(root: pathlib.Path) -> dict[str, pathlib.Path]:
   """Maps record name -> path without extension, for records with .hea, .dat and .atr under `root`."""
-  index = downstream.index_files(root, tuple(f".{e}" for e in EXTENSIONS))
+  index = _downstream.index_files(root, tuple(f".{e}" for e in EXTENSIONS))
   found = {}
   for record in RECORDS:
     paths = [index.get(f"{record}.{e}") for e in EXTENSIONS]
@@ -192,20 +194,17 @@ class Builder(_common.ArrayRecordBuilder):
     n_win = self.builder_config.pre + self.builder_config.post
     return self.dataset_info_from_configs(
         description=_DESCRIPTION,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(N_LEADS, n_win), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(N_LEADS,), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(N_LEADS, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=downstream.AAMI_CLASSES),
-            "symbol": tfds.features.Text(doc="MIT-BIH beat annotation symbol, e.g. 'N', 'A', 'V'."),
-            "subject_id": tfds.features.Text(doc="Record name; 202 -> '201' (same person)."),
-            "record_id": tfds.features.Text(doc="Record name, e.g. '100'."),
-            "beat_index": tfds.features.Scalar(dtype=np.int32, doc="Rank of the beat within the record."),
-            "r_peak": tfds.features.Scalar(dtype=np.int32, doc="Annotated R-peak sample in the record (360 Hz)."),
-            "rr_prev_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the previous beat, s (NaN first)."),
-            "rr_next_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the next beat, s (NaN last)."),
-            "n_valid": tfds.features.Scalar(dtype=np.int32, doc="Samples of the window inside the record."),
-        }),
+        features=_downstream.features(
+            {"ecg": (N_LEADS, n_win)}, label_names=aami.AAMI_CLASSES,
+            subject_doc="Record name; 202 -> '201' (same person).", record_doc="Record name, e.g. '100'.",
+            task_fields={
+                "symbol": tfds.features.Text(doc="MIT-BIH beat annotation symbol, e.g. 'N', 'A', 'V'."),
+                "beat_index": tfds.features.Scalar(dtype=np.int32, doc="Rank of the beat within the record."),
+                "r_peak": tfds.features.Scalar(dtype=np.int32, doc="Annotated R-peak sample in the record (360 Hz)."),
+                "rr_prev_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the previous beat, s (NaN first)."),
+                "rr_next_s": tfds.features.Scalar(dtype=np.float32, doc="RR interval to the next beat, s (NaN last)."),
+                "n_valid": tfds.features.Scalar(dtype=np.int32, doc="Samples of the window inside the record."),
+            }),
         homepage="https://physionet.org/content/mitdb/1.0.0/",
         citation=_CITATION,
         disable_shuffling=True,
@@ -224,7 +223,7 @@ class Builder(_common.ArrayRecordBuilder):
       for archive in sorted(manual.iterdir()):
         if archive.is_file() and archive.name.lower().endswith((".tar.xz", ".tar.gz", ".tar", ".zip")):
           stem = archive.name.split(".")[0]
-          extracted = downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem)
+          extracted = _downstream.extract_archive(archive, pathlib.Path(dl_manager.download_dir) / stem)
           found = {**find_records(extracted), **found}
     else:
       urls = {f"{r}.{e}": URL_TEMPLATE.format(record=r, ext=e) for r in wanted for e in EXTENSIONS}
@@ -257,13 +256,13 @@ class Builder(_common.ArrayRecordBuilder):
         logging.warning("mitdb: skipping %s", e)
         failures.append(str(e))
         continue
-      samples, labels, symbols = downstream.aami_beats(ann_symbols, ann_samples)
-      windows, n_valid = downstream.beat_windows(ecg, samples, config.pre, config.post)
+      samples, labels, symbols = aami.aami_beats(ann_symbols, ann_samples)
+      windows, n_valid = aami.beat_windows(ecg, samples, config.pre, config.post)
       n_examples += len(samples)
       n_padded += int((n_valid < config.pre + config.post).sum())
-      rr_prev, rr_next = downstream.rr_intervals_s(samples, SFREQ)
+      rr_prev, rr_next = aami.rr_intervals_s(samples, SFREQ)
       names = np.array(leads, dtype=object)
-      positions = downstream.ecg_positions(N_LEADS)
+      positions = _downstream.unknown_positions(N_LEADS)
       for k in range(len(samples)):
         yield f"{record}_{k:05d}", {
             "signals": {"ecg": windows[k]},
@@ -279,5 +278,5 @@ class Builder(_common.ArrayRecordBuilder):
             "rr_next_s": rr_next[k],
             "n_valid": n_valid[k],
         }
-    self.info.metadata.setdefault("build_report", {})[split] = downstream.build_report(
-        len(records), failures, n_examples, n_zero_padded_beats=n_padded)
+    _report.write(self, split, _report.example_report(len(records), failures, n_examples,
+                                                      n_zero_padded_beats=n_padded))

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from sleepjax.data import downstream
 from sleepjax.data import errors
+from tfds_builders.mitdb import aami
 from tfds_builders.mitdb import mitdb_dataset_builder as mitdb
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
@@ -28,9 +28,9 @@ def beat(tmp_path_factory):
 
 
 def test_protocol_constants():
-  assert len(downstream.MITDB_DS1) == len(downstream.MITDB_DS2) == 22
-  assert not set(downstream.MITDB_DS1) & set(downstream.MITDB_DS2)
-  assert set(mitdb.VALIDATION_RECORDS) <= set(downstream.MITDB_DS1)
+  assert len(aami.DS1) == len(aami.DS2) == 22
+  assert not set(aami.DS1) & set(aami.DS2)
+  assert set(mitdb.VALIDATION_RECORDS) <= set(aami.DS1)
   assert mitdb.record_split("102") is None and mitdb.record_split("232") == "test"
   assert mitdb.subject_of("202") == mitdb.subject_of("201") == "201"
 
@@ -40,9 +40,9 @@ def test_splits_exclude_paced_and_skip_non_beats(beat):
   assert {k: v.num_examples for k, v in beat.info.splits.items()} == {"train": 9, "validation": 5, "test": 9}
   test = beat.as_data_source(split="test")
   assert "".join(ex["symbol"].decode() for ex in test) == "NNANVFNQN"
-  assert [downstream.AAMI_CLASSES[ex["label"]] for ex in test] == list("NNSNVFNQN")
+  assert [aami.AAMI_CLASSES[ex["label"]] for ex in test] == list("NNSNVFNQN")
   train = beat.as_data_source(split="train")
-  assert [downstream.AAMI_CLASSES[ex["label"]] for ex in train] == list("NNNSSVNNS")
+  assert [aami.AAMI_CLASSES[ex["label"]] for ex in train] == list("NNNSSVNNS")
   assert {ex["record_id"] for ex in beat.as_data_source(split="validation")} == {b"124"}
 
 
@@ -86,12 +86,12 @@ def test_record_subset_and_context_config(tmp_path):
 
 
 def test_aami_beats_and_windows_known_answer():
-  samples, labels, symbols = downstream.aami_beats(["N", "+", "V", "~", "/", "A"], np.array([5, 6, 10, 11, 15, 19]))
+  samples, labels, symbols = aami.aami_beats(["N", "+", "V", "~", "/", "A"], np.array([5, 6, 10, 11, 15, 19]))
   np.testing.assert_array_equal(samples, [5, 10, 15, 19])
-  assert [downstream.AAMI_CLASSES[l] for l in labels] == ["N", "V", "Q", "S"] and list(symbols) == ["N", "V", "/", "A"]
-  assert downstream.aami_counts(labels) == {"N": 1, "S": 1, "V": 1, "F": 0, "Q": 1}
+  assert [aami.AAMI_CLASSES[l] for l in labels] == ["N", "V", "Q", "S"] and list(symbols) == ["N", "V", "/", "A"]
+  assert aami.aami_counts(labels) == {"N": 1, "S": 1, "V": 1, "F": 0, "Q": 1}
   sig = np.arange(20, dtype=np.float32)[None]
-  w, n_valid = downstream.beat_windows(sig, np.array([1, 10, 19]), pre=2, post=3)
+  w, n_valid = aami.beat_windows(sig, np.array([1, 10, 19]), pre=2, post=3)
   np.testing.assert_array_equal(w[:, 0], [[0, 0, 1, 2, 3], [8, 9, 10, 11, 12], [17, 18, 19, 0, 0]])
   np.testing.assert_array_equal(n_valid, [4, 5, 3])
 

@@ -29,6 +29,8 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
+from tfds_builders import _downstream
+from tfds_builders import _report
 
 # CODE-15 label order used by the transfer paper's ECG head (Ribeiro et al. 2020 abbreviations).
 CODE15_LABELS = ("1dAVb", "RBBB", "LBBB", "SB", "AF", "ST")
@@ -51,7 +53,6 @@ SCP_TO_CODE15 = {
 LEADS = ("I", "II", "III", "AVR", "AVL", "AVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 _RECORD_S = 10.0  # Every PTB-XL record is 10 s long.
-_TO_MICROVOLTS = {"mv": 1e3, "uv": 1.0, "µv": 1.0, "v": 1e6, "nv": 1e-3}
 _DATABASE_CSV = "ptbxl_database.csv"
 _ZIP_URL = ("https://physionet.org/static/published-projects/ptb-xl/"
             "ptb-xl-a-large-publicly-available-electrocardiography-dataset-1.0.3.zip")
@@ -144,10 +145,7 @@ def read_ptbxl_record(record_path: epath.Path, *, expected_sfreq: float, record_
     if lead not in names:
       raise errors.MissingChannelError(path + ".hea", f"lead {lead} missing; file has {record.sig_name}")
     i = names.index(lead)
-    factor = _TO_MICROVOLTS.get(str(record.units[i]).strip().lower())
-    if factor is None:
-      raise errors.UnitError(path + ".hea", f"lead {lead} has unit {record.units[i]!r}, not a voltage")
-    rows.append(record.p_signal[:, i] * factor)
+    rows.append(record.p_signal[:, i] * _downstream.wfdb_unit_to_microvolts(str(record.units[i]), path + ".hea", lead))
   signal = np.stack(rows).astype(np.float32)
   if not np.all(np.isfinite(signal)):
     raise errors.BadSignalError(path + ".dat", "non-finite samples")
@@ -186,17 +184,10 @@ class Ptbxl(_common.ArrayRecordBuilder):
     n_times = int(round(_RECORD_S * self.builder_config.sfreq))
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"ecg": tfds.features.Tensor(shape=(len(LEADS), n_times), dtype=np.float32)},
-            "channel_names": {"ecg": tfds.features.Tensor(shape=(len(LEADS),), dtype=np.str_)},
-            "positions": {"ecg": tfds.features.Tensor(shape=(len(LEADS), 3), dtype=np.float32)},
-            # Multilabel: one 0/1 per CODE15_LABELS entry (a ClassLabel cannot hold several labels).
-            "labels": tfds.features.Tensor(shape=(len(CODE15_LABELS),), dtype=np.int32),
-            "scp_codes": tfds.features.Text(),
-            "strat_fold": tfds.features.Scalar(dtype=np.int32),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-        }),
+        # Multilabel: one 0/1 per CODE15_LABELS entry (names in metadata["label_names"]).
+        features=_downstream.features(
+            {"ecg": (len(LEADS), n_times)}, n_labels=len(CODE15_LABELS),
+            task_fields={"scp_codes": tfds.features.Text(), "strat_fold": tfds.features.Scalar(dtype=np.int32)}),
         supervised_keys=None,
         homepage="https://physionet.org/content/ptb-xl/1.0.3/",
         disable_shuffling=True,
@@ -220,7 +211,7 @@ class Ptbxl(_common.ArrayRecordBuilder):
   def _generate_examples(self, split: str, root: epath.Path, rows) -> Iterator[tuple[str, dict]]:
     sfreq = self.builder_config.sfreq
     column = "filename_hr" if sfreq == 500.0 else "filename_lr"
-    positions = np.full((len(LEADS), 3), np.nan, np.float32)  # ECG leads are not scalp electrodes.
+    positions = _downstream.unknown_positions(len(LEADS))  # ECG leads are not scalp electrodes.
     failures, n_examples = [], 0
     for row in rows:
       record_id = f"{row['ecg_id']:05d}"
@@ -242,9 +233,7 @@ class Ptbxl(_common.ArrayRecordBuilder):
           "subject_id": row["patient_id"],
           "record_id": record_id,
       }
-    # Same summary as the EEG builders (tfds_builders/tuab/tuh_eeg.py): skipped records and why.
-    self.info.metadata.setdefault("build_report", {})[split] = {
-        "n_recordings": len(rows), "n_failed": len(failures), "failures": failures, "n_examples": n_examples}
+    _report.write(self, split, _report.example_report(len(rows), failures, n_examples))
 
 
 def _read_database(path: epath.Path) -> list[dict]:

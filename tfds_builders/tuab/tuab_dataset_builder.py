@@ -32,7 +32,10 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
-from tfds_builders.tuab import tuh_eeg
+from tfds_builders import _downstream
+from tfds_builders import _eeg
+from tfds_builders import _report
+from tfds_builders import _tuh_eeg
 
 LABELS = ("normal", "abnormal")
 VALIDATION_FRACTION = 0.1
@@ -65,10 +68,10 @@ class Tuab(_common.ArrayRecordBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release: windows of the 19 10-20 channels, subject-wise validation split."}
   BUILDER_CONFIGS = [
-      tuh_eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
-                              sfreq=128.0, window_s=60.0),
-      tuh_eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT/LaBraM-style).",
-                              sfreq=128.0, window_s=10.0),
+      _eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
+                          sfreq=128.0, window_s=60.0),
+      _eeg.EEGWindowConfig(name="128hz_10s", description="10-s windows at 128 Hz (BIOT/LaBraM-style).",
+                          sfreq=128.0, window_s=10.0),
   ]
   DEFAULT_CONFIG_NAME = "128hz_60s"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -80,19 +83,13 @@ class Tuab(_common.ArrayRecordBuilder):
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
-    c = len(tuh_eeg.TUH_CHANNELS)
+    c = len(_tuh_eeg.TUH_CHANNELS)
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(c, self.builder_config.n_times), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(c,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(c, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "window_index": tfds.features.Scalar(dtype=np.int32),
-            "start_s": tfds.features.Scalar(dtype=np.float32),
-        }),
+        features=_downstream.features(
+            {"eeg": (c, self.builder_config.n_times)}, label_names=LABELS,
+            task_fields={"window_index": tfds.features.Scalar(dtype=np.int32),
+                         "start_s": tfds.features.Scalar(dtype=np.float32)}),
         supervised_keys=None,
         homepage="https://isip.piconepress.com/projects/nedc/html/tuh_eeg/",
         disable_shuffling=True,
@@ -109,25 +106,25 @@ class Tuab(_common.ArrayRecordBuilder):
         logging.warning("tuab: ignoring %s", e)
         continue
       files[partition].append((path, label, subject, record))
-    by_split = tuh_eeg.partition_splits(files, lambda f: f[2], dl_manager.manual_dir, "TUAB",
+    by_split = _tuh_eeg.partition_splits(files, lambda f: f[2], dl_manager.manual_dir, "TUAB",
                                         validation_fraction=VALIDATION_FRACTION)
     # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
     return {split: self._generate_examples(split, f) for split, f in by_split.items()}
 
   def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
-    montage = tuh_eeg.tuh_montage()
-    names = np.array(tuh_eeg.TUH_CHANNELS, dtype=object)
-    pos = tuh_eeg.positions(tuh_eeg.TUH_CHANNELS)
+    montage = _tuh_eeg.tuh_montage()
+    names = np.array(_tuh_eeg.TUH_CHANNELS, dtype=object)
+    pos = _downstream.electrode_positions(_tuh_eeg.TUH_CHANNELS)
     failures, n_examples = [], 0
     for path, label, subject, record in files:
       try:
-        data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
+        data = _eeg.read_eeg(path, montage, cfg.sfreq)
       except errors.RecordingError as e:
         logging.warning("tuab: skipping %s: %s", record, e)
         failures.append(f"{record}: {e}")
         continue
-      for w, start in enumerate(tuh_eeg.window_starts(data.shape[1], cfg.n_times)):
+      for w, start in enumerate(_eeg.window_starts(data.shape[1], cfg.n_times)):
         n_examples += 1
         yield f"{record}_{w:05d}", {
             "signals": {"eeg": data[:, start:start + cfg.n_times]},
@@ -141,4 +138,4 @@ class Tuab(_common.ArrayRecordBuilder):
         }
     if failures:
       logging.warning("tuab: split %s: %d of %d recordings skipped", split, len(failures), len(files))
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples))

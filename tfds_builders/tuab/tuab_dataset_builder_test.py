@@ -13,11 +13,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
+from tfds_builders import _downstream
+from tfds_builders import _eeg
+from tfds_builders import _tuh_eeg
 from tfds_builders import tuab
-from tfds_builders.tuab import tuh_eeg
 
 DUMMY = pathlib.Path(__file__).resolve().parent / "dummy_data"
-CFG = tuh_eeg.EEGWindowConfig(name="test_5s", sfreq=128.0, window_s=5.0)
+CFG = _eeg.EEGWindowConfig(name="test_5s", sfreq=128.0, window_s=5.0)
 
 
 def _build(tmp_path, manual_dir=DUMMY):
@@ -37,26 +39,26 @@ def test_parse_tuab_path():
 
 
 def test_montage_accepts_ref_and_le_labels():
-  montage = tuh_eeg.tuh_montage()
-  resolved = montage.resolve([f"EEG {c.upper()}-LE" for c in tuh_eeg.TUH_CHANNELS] + ["EEG EKG1-LE"])
+  montage = _tuh_eeg.tuh_montage()
+  resolved = montage.resolve([f"EEG {c.upper()}-LE" for c in _tuh_eeg.TUH_CHANNELS] + ["EEG EKG1-LE"])
   assert resolved["Fp1"] == "EEG FP1-LE" and resolved["T3"] == "EEG T3-LE" and len(resolved) == 19
   with pytest.raises(errors.MissingChannelError, match="f.edf.*O2"):
-    montage.resolve([f"EEG {c.upper()}-REF" for c in tuh_eeg.TUH_CHANNELS[:-1]], "f.edf")
+    montage.resolve([f"EEG {c.upper()}-REF" for c in _tuh_eeg.TUH_CHANNELS[:-1]], "f.edf")
 
 
 def test_window_helpers():
-  np.testing.assert_array_equal(tuh_eeg.window_starts(1300, 640), [0, 640])
-  assert tuh_eeg.window_starts(600, 640).size == 0
-  assert tuh_eeg.centred_start(0.2, 640, 128.0, 6400) == 0  # Clamped at the start.
-  assert tuh_eeg.centred_start(49.9, 640, 128.0, 6400) == 6400 - 640  # Clamped at the end.
-  assert tuh_eeg.centred_start(25.0, 640, 128.0, 6400) == 25 * 128 - 320
-  assert tuh_eeg.centred_start(1.0, 640, 128.0, 600) is None
+  np.testing.assert_array_equal(_eeg.window_starts(1300, 640), [0, 640])
+  assert _eeg.window_starts(600, 640).size == 0
+  assert _eeg.centred_start(0.2, 640, 128.0, 6400) == 0  # Clamped at the start.
+  assert _eeg.centred_start(49.9, 640, 128.0, 6400) == 6400 - 640  # Clamped at the end.
+  assert _eeg.centred_start(25.0, 640, 128.0, 6400) == 25 * 128 - 320
+  assert _eeg.centred_start(1.0, 640, 128.0, 600) is None
   with pytest.raises(errors.SamplingRateError):
-    tuh_eeg.resample(np.zeros((1, 100)), 173.61, 128.0)
+    _downstream.resample(np.zeros((1, 100)), 173.61, 128.0)
 
 
 def test_read_eeg_units_and_resampling():
-  data = tuh_eeg.read_eeg(DUMMY / "edf/train/normal/01_tcp_ar/aaaaaaab_s001_t000.edf", tuh_eeg.tuh_montage(), 128.0)
+  data = _eeg.read_eeg(DUMMY / "edf/train/normal/01_tcp_ar/aaaaaaab_s001_t000.edf", _tuh_eeg.tuh_montage(), 128.0)
   assert data.shape == (19, 12 * 128) and data.dtype == np.float32
   # 20 uV-amplitude 10 Hz sine + 5 uV noise: std sqrt(200 + 25) = 15 uV; in volts it would be 1e-5.
   assert 13.0 < data.std() < 17.0
@@ -76,10 +78,10 @@ def test_builds_from_dummy_data(tmp_path):
   assert not train_subjects & val_subjects and len(train_subjects | val_subjects) == 4
   ex = source["train"][0]
   assert ex["signals"]["eeg"].shape == (19, 640) and ex["signals"]["eeg"].dtype == np.float32
-  assert list(ex["channel_names"]["eeg"]) == [c.encode() for c in tuh_eeg.TUH_CHANNELS]
+  assert list(ex["channel_names"]["eeg"]) == [c.encode() for c in _tuh_eeg.TUH_CHANNELS]
   pos = ex["positions"]["eeg"]
   assert pos.shape == (19, 3) and np.isfinite(pos).all()
-  assert pos[tuh_eeg.TUH_CHANNELS.index("C3"), 0] < 0 < pos[tuh_eeg.TUH_CHANNELS.index("C4"), 0]
+  assert pos[_tuh_eeg.TUH_CHANNELS.index("C3"), 0] < 0 < pos[_tuh_eeg.TUH_CHANNELS.index("C4"), 0]
   # Windows of one recording are contiguous and in order (disable_shuffling).
   rec = [(source["train"][i]["record_id"], source["train"][i]["window_index"], source["train"][i]["start_s"])
          for i in range(2)]
@@ -93,7 +95,7 @@ def test_corrupt_recording_is_skipped(tmp_path):
   bad = manual / "edf/eval/abnormal/01_tcp_ar/aaaaaaaf_s001_t000.edf"
   bad.write_bytes(bad.read_bytes()[:-1000])  # A truncated download.
   with pytest.raises(errors.EDFTruncatedError):
-    tuh_eeg.read_eeg(bad, tuh_eeg.tuh_montage(), 128.0)
+    _eeg.read_eeg(bad, _tuh_eeg.tuh_montage(), 128.0)
   builder, source = _build(tmp_path, manual)
   assert len(source["test"]) == 2
   report = builder.info.metadata["build_report"]["test"]
@@ -116,7 +118,7 @@ def test_read_eeg_on_real_edf_bytes(shared_data):
     pytest.skip(f"{path} not found in the shared data")
   from sleepjax.data import channels  # pylint: disable=g-import-not-at-top
   montage = channels.Montage([channels.ChannelSpec(n, "eeg", (f"{n}..", f"{n}.")) for n in ("C3", "Cz", "O1")])
-  data = tuh_eeg.read_eeg(path, montage, 128.0)
+  data = _eeg.read_eeg(path, montage, 128.0)
   assert data.shape == (3, 60 * 128)  # 160 -> 128 Hz (ratio 4/5).
   # Real scalp EEG in microvolts (the README gives median channel SDs of 19-197 uV for this corpus).
   assert np.all((data.std(axis=1) > 5.0) & (data.std(axis=1) < 300.0))

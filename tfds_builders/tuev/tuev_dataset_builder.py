@@ -39,7 +39,10 @@ import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
 from tfds_builders import _common
-from tfds_builders.tuab import tuh_eeg
+from tfds_builders import _downstream
+from tfds_builders import _eeg
+from tfds_builders import _report
+from tfds_builders import _tuh_eeg
 
 LABELS = ("spsw", "gped", "pled", "eyem", "artf", "bckg")
 _BCKG = LABELS.index("bckg")
@@ -150,10 +153,10 @@ class Tuev(_common.ArrayRecordBuilder):
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release: event-centred windows of the 19 10-20 channels."}
   BUILDER_CONFIGS = [
-      tuh_eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
-                              sfreq=128.0, window_s=60.0),
-      tuh_eeg.EEGWindowConfig(name="128hz_5s", description="5-s windows (event + 2 s each side, BIOT/LaBraM).",
-                              sfreq=128.0, window_s=5.0),
+      _eeg.EEGWindowConfig(name="128hz_60s", description="Transfer-paper protocol: 128 Hz, 60-s windows.",
+                          sfreq=128.0, window_s=60.0),
+      _eeg.EEGWindowConfig(name="128hz_5s", description="5-s windows (event + 2 s each side, BIOT/LaBraM).",
+                          sfreq=128.0, window_s=5.0),
   ]
   DEFAULT_CONFIG_NAME = "128hz_60s"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -164,23 +167,19 @@ class Tuev(_common.ArrayRecordBuilder):
   """
 
   def _info(self) -> tfds.core.DatasetInfo:
-    c = len(tuh_eeg.TUH_CHANNELS)
+    c = len(_tuh_eeg.TUH_CHANNELS)
     return self.dataset_info_from_configs(
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "signals": {"eeg": tfds.features.Tensor(shape=(c, self.builder_config.n_times), dtype=np.float32)},
-            "channel_names": {"eeg": tfds.features.Tensor(shape=(c,), dtype=np.str_)},
-            "positions": {"eeg": tfds.features.Tensor(shape=(c, 3), dtype=np.float32)},
-            "label": tfds.features.ClassLabel(names=LABELS),
-            "subject_id": tfds.features.Text(),
-            "record_id": tfds.features.Text(),
-            "event_index": tfds.features.Scalar(dtype=np.int32),
-            "event_start_s": tfds.features.Scalar(dtype=np.float32),
-            "event_stop_s": tfds.features.Scalar(dtype=np.float32),
-            "start_s": tfds.features.Scalar(dtype=np.float32),
-            # TCP bipolar channels on which the winning class was marked.
-            "event_channels": tfds.features.Tensor(shape=(len(TCP_MONTAGE),), dtype=np.bool_),
-        }),
+        features=_downstream.features(
+            {"eeg": (c, self.builder_config.n_times)}, label_names=LABELS,
+            task_fields={
+                "event_index": tfds.features.Scalar(dtype=np.int32),
+                "event_start_s": tfds.features.Scalar(dtype=np.float32),
+                "event_stop_s": tfds.features.Scalar(dtype=np.float32),
+                "start_s": tfds.features.Scalar(dtype=np.float32),
+                # TCP bipolar channels on which the winning class was marked.
+                "event_channels": tfds.features.Tensor(shape=(len(TCP_MONTAGE),), dtype=np.bool_),
+            }),
         supervised_keys=None,
         homepage="https://isip.piconepress.com/projects/nedc/html/tuh_eeg/",
         disable_shuffling=True,
@@ -197,7 +196,7 @@ class Tuev(_common.ArrayRecordBuilder):
         logging.warning("tuev: ignoring %s", e)
         continue
       files[partition].append((path, subject, record))
-    by_split = tuh_eeg.partition_splits(files, lambda f: f[1], dl_manager.manual_dir, "TUEV",
+    by_split = _tuh_eeg.partition_splits(files, lambda f: f[1], dl_manager.manual_dir, "TUEV",
                                         validation_fraction=VALIDATION_FRACTION)
     # TFDS refuses an empty split; a partial tree (e.g. no eval/ folder) simply lacks that split.
     return {split: self._generate_examples(split, f) for split, f in by_split.items()}
@@ -205,14 +204,14 @@ class Tuev(_common.ArrayRecordBuilder):
   def _generate_examples(self, split, files) -> Iterator[tuple[str, dict]]:
     cfg = self.builder_config
     window = cfg.n_times
-    montage = tuh_eeg.tuh_montage()
-    names = np.array(tuh_eeg.TUH_CHANNELS, dtype=object)
-    pos = tuh_eeg.positions(tuh_eeg.TUH_CHANNELS)
+    montage = _tuh_eeg.tuh_montage()
+    names = np.array(_tuh_eeg.TUH_CHANNELS, dtype=object)
+    pos = _downstream.electrode_positions(_tuh_eeg.TUH_CHANNELS)
     failures, n_examples, n_events_skipped = [], 0, 0
     for path, subject, record in files:
       try:
         events = merge_events(read_rec(path.with_suffix(".rec")))
-        data = tuh_eeg.read_eeg(path, montage, cfg.sfreq)
+        data = _eeg.read_eeg(path, montage, cfg.sfreq)
       except FileNotFoundError:
         logging.warning("tuev: skipping %s: no .rec event file next to %s", record, path)
         failures.append(f"{record}: no .rec event file")
@@ -222,7 +221,7 @@ class Tuev(_common.ArrayRecordBuilder):
         failures.append(f"{record}: {e}")
         continue
       for i, (start_s, stop_s, label, marked) in enumerate(events):
-        start = tuh_eeg.centred_start((start_s + stop_s) / 2, window, cfg.sfreq, data.shape[1])
+        start = _eeg.centred_start((start_s + stop_s) / 2, window, cfg.sfreq, data.shape[1])
         if start is None or stop_s * cfg.sfreq > data.shape[1] + 1:
           logging.warning("tuev: %s event %d [%s, %s] s does not fit a %s-s window inside the %.1f-s recording",
                           record, i, start_s, stop_s, cfg.window_s, data.shape[1] / cfg.sfreq)
@@ -244,4 +243,4 @@ class Tuev(_common.ArrayRecordBuilder):
             "start_s": start / cfg.sfreq,
             "event_channels": channels_mask,
         }
-    tuh_eeg.store_build_report(self, split, len(files), failures, n_examples, n_events_skipped=n_events_skipped)
+    _report.write(self, split, _report.example_report(len(files), failures, n_examples, n_events_skipped=n_events_skipped))
