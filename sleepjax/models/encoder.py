@@ -48,7 +48,9 @@ class EncoderConfig:
     embed_dim: E, token width (128).
     num_layers: pre-norm transformer layers over time (6 in SleepFM-Clinical, 3 in the transfer
       paper).
-    num_heads: attention heads in every attention layer (8).
+    num_heads: attention heads of the temporal transformer layers (8).
+    pooling_heads: attention heads of the channel- and time-pooling blocks (8). SleepFM-Clinical
+      keeps this as a field of its own (`pooling_head`) beside `num_heads`.
     ff_dim: feed-forward width of every transformer layer (2048, PyTorch's default, in the
       reference).
     dropout: dropout rate in the transformer and pooling layers (0.3).
@@ -67,6 +69,7 @@ class EncoderConfig:
   embed_dim: int = 128
   num_layers: int = 6
   num_heads: int = 8
+  pooling_heads: int = 8
   ff_dim: int = 2048
   dropout: float = 0.3
   tokenizer_widths: tuple[int, ...] = (4, 8, 16, 32, 64, 128)
@@ -92,6 +95,31 @@ class EncoderConfig:
     """A copy with some fields changed (e.g. `sleepfm_clinical().replace(channel_encoding=True)`)."""
     return dataclasses.replace(self, **changes)
 
+  def to_dict(self) -> dict[str, Any]:
+    """Every field as JSON-able values (dtypes by name, e.g. "bfloat16"; None = float32 compute)."""
+    fields = dataclasses.asdict(self)
+    fields["tokenizer_widths"] = list(self.tokenizer_widths)
+    for key in ("dtype", "param_dtype"):
+      fields[key] = None if fields[key] is None else jnp.dtype(fields[key]).name
+    return fields
+
+  @classmethod
+  def from_dict(cls, fields: dict[str, Any]) -> "EncoderConfig":
+    """Inverse of `to_dict`; also accepts a config's `model.encoder` fields (no dtype keys).
+
+    Raises:
+      TypeError: an unknown field.
+    """
+    fields = dict(fields)
+    if "tokenizer_widths" in fields:
+      fields["tokenizer_widths"] = tuple(int(w) for w in fields["tokenizer_widths"])
+    for key in ("dtype", "param_dtype"):
+      if fields.get(key) is not None:
+        fields[key] = jnp.dtype(fields[key])
+    if fields.get("dtype") is not None and fields["dtype"] == jnp.float32:
+      fields["dtype"] = None
+    return cls(**fields)
+
   # The presets are also reachable from the class, so a config can name one by string
   # (`getattr(EncoderConfig, "tiny")()`).
   @staticmethod
@@ -112,20 +140,20 @@ class EncoderConfig:
 
 def sleepfm_clinical() -> EncoderConfig:
   """SleepFM-Clinical: E=128, 6 layers, 8 heads, dropout 0.3, 5-s patches at 128 Hz, 5-min windows."""
-  return EncoderConfig(patch_size=640, embed_dim=128, num_layers=6, num_heads=8, ff_dim=2048, dropout=0.3,
-                       sfreq=128.0, window_s=300.0)
+  return EncoderConfig(patch_size=640, embed_dim=128, num_layers=6, num_heads=8, pooling_heads=8, ff_dim=2048,
+                       dropout=0.3, sfreq=128.0, window_s=300.0)
 
 
 def transfer() -> EncoderConfig:
   """The transfer paper's smaller variant: 1-s patches (128 samples at 128 Hz), 3 layers, 60-s windows."""
-  return EncoderConfig(patch_size=128, embed_dim=128, num_layers=3, num_heads=8, ff_dim=2048, dropout=0.3,
-                       sfreq=128.0, window_s=60.0)
+  return EncoderConfig(patch_size=128, embed_dim=128, num_layers=3, num_heads=8, pooling_heads=8, ff_dim=2048,
+                       dropout=0.3, sfreq=128.0, window_s=60.0)
 
 
 def tiny() -> EncoderConfig:
-  """A seconds-on-CPU variant for tests and notebooks: E=32, 1 layer, 2 heads, ff 64, 0.25-s patches."""
-  return EncoderConfig(patch_size=32, embed_dim=32, num_layers=1, num_heads=2, ff_dim=64, dropout=0.1,
-                       sfreq=128.0, window_s=2.0)
+  """A seconds-on-CPU variant for tests and notebooks: E=32, 1 layer, 2 (pooling) heads, ff 64, 0.25-s patches."""
+  return EncoderConfig(patch_size=32, embed_dim=32, num_layers=1, num_heads=2, pooling_heads=2, ff_dim=64,
+                       dropout=0.1, sfreq=128.0, window_s=2.0)
 
 
 def _conv_lengths(patch_size: int, num_blocks: int) -> list[int]:
@@ -243,6 +271,8 @@ class TransformerLayer(nnx.Module):
     num_heads: attention heads (E must be divisible by it).
     ff_dim: feed-forward width.
     dropout: rate for attention weights, the feed-forward hidden layer and both residual branches.
+      The attention-weight mask is drawn per element (batch row, head, query, key), as PyTorch's
+      `nn.MultiheadAttention` does; Flax's default would share one mask over batch and heads.
     pre_norm: pre-norm if True, post-norm if False.
     dtype, param_dtype: computation and parameter dtypes.
     rngs: nnx.Rngs.
@@ -251,8 +281,8 @@ class TransformerLayer(nnx.Module):
   def __init__(self, embed_dim: int, num_heads: int, ff_dim: int, dropout: float, *, pre_norm: bool, dtype=None,
                param_dtype=jnp.float32, rngs: nnx.Rngs):
     self.pre_norm = pre_norm
-    self.attn = nnx.MultiHeadAttention(num_heads, embed_dim, dropout_rate=dropout, decode=False, dtype=dtype,
-                                       param_dtype=param_dtype, rngs=rngs)
+    self.attn = nnx.MultiHeadAttention(num_heads, embed_dim, dropout_rate=dropout, broadcast_dropout=False,
+                                       decode=False, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.ff = _FeedForward(embed_dim, ff_dim, dropout, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.norm1 = nnx.LayerNorm(embed_dim, epsilon=1e-5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
     self.norm2 = nnx.LayerNorm(embed_dim, epsilon=1e-5, dtype=dtype, param_dtype=param_dtype, rngs=rngs)
@@ -342,25 +372,36 @@ class SetTransformerEncoder(nnx.Module):
     rngs: nnx.Rngs; a "dropout" stream is used for dropout if present, else the default stream.
 
   Raises:
-    ValueError: if embed_dim is not divisible by num_heads, or is odd with channel_encoding on.
+    ValueError: if embed_dim is not divisible by num_heads or pooling_heads, or is odd with
+      channel_encoding on.
   """
 
   def __init__(self, config: EncoderConfig, *, rngs: nnx.Rngs):
-    if config.embed_dim % config.num_heads:
-      raise ValueError(f"SetTransformerEncoder: embed_dim {config.embed_dim} is not divisible by "
-                       f"num_heads {config.num_heads}")
+    for field in ("num_heads", "pooling_heads"):
+      if config.embed_dim % getattr(config, field):
+        raise ValueError(f"SetTransformerEncoder: embed_dim {config.embed_dim} is not divisible by "
+                         f"{field} {getattr(config, field)}")
     self.config = config
     e, kw = config.embed_dim, dict(dtype=config.dtype, param_dtype=config.param_dtype)
     self.tokenizer = PatchTokenizer(config, rngs=rngs)
     self.channel_encoding = (ChannelPositionalEncoding(e, reference_truncation=config.reference_truncation,
                                                        rngs=rngs, **kw)
                              if config.channel_encoding else None)
-    self.channel_pool = AttentionPooling(e, config.num_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
+    self.channel_pool = AttentionPooling(e, config.pooling_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
     self.time_norm = nnx.LayerNorm(e, epsilon=1e-5, rngs=rngs, **kw)
     self.layers = nnx.List([
         TransformerLayer(e, config.num_heads, config.ff_dim, config.dropout, pre_norm=True, rngs=rngs, **kw)
         for _ in range(config.num_layers)])
-    self.time_pool = AttentionPooling(e, config.num_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
+    self.time_pool = AttentionPooling(e, config.pooling_heads, config.ff_dim, config.dropout, rngs=rngs, **kw)
+
+  def get_config(self) -> dict:
+    """{"encoder": EncoderConfig fields} (`from_config` rebuilds the module)."""
+    return {"encoder": self.config.to_dict()}
+
+  @classmethod
+  def from_config(cls, config: dict, *, rngs: nnx.Rngs) -> "SetTransformerEncoder":
+    """Inverse of `get_config` (fresh parameters from `rngs`)."""
+    return cls(EncoderConfig.from_dict(config["encoder"]), rngs=rngs)
 
   def __call__(self, x: jax.Array, mask: jax.Array | None = None, positions: jax.Array | None = None, *,
                train: bool) -> tuple[jax.Array, jax.Array]:

@@ -49,6 +49,7 @@ class MultiModalEncoder(nnx.Module):
     self.modalities = modalities
     self.shared = shared
     self.config = config
+    self.log_scale_init = float(log_scale_init)
     if shared:
       self.encoder = SetTransformerEncoder(config, rngs=rngs)
       self.encoders = None
@@ -56,6 +57,17 @@ class MultiModalEncoder(nnx.Module):
       self.encoder = None
       self.encoders = nnx.Dict({m: SetTransformerEncoder(config, rngs=rngs) for m in modalities})
     self.log_scale = nnx.Param(jnp.full((), log_scale_init, jnp.float32))
+
+  def get_config(self) -> dict:
+    """The constructor arguments as JSON-able values (`from_config` rebuilds the module)."""
+    return {"modalities": list(self.modalities), "encoder": self.config.to_dict(), "shared": self.shared,
+            "log_scale_init": self.log_scale_init}
+
+  @classmethod
+  def from_config(cls, config: Mapping, *, rngs: nnx.Rngs) -> "MultiModalEncoder":
+    """Inverse of `get_config` (fresh parameters from `rngs`)."""
+    return cls(tuple(config["modalities"]), EncoderConfig.from_dict(config["encoder"]), shared=config["shared"],
+               log_scale_init=config["log_scale_init"], rngs=rngs)
 
   def encoder_for(self, modality: str) -> SetTransformerEncoder:
     """The encoder used for `modality`."""

@@ -87,6 +87,10 @@ class SleepMGModel(nnx.Module):
     self.groups = tuple(channels)
     # Static attributes stay hashable (tuples), so that graph definitions can key jit caches.
     self.channel_counts = tuple(int(channels[g]) for g in self.groups)
+    self.num_stages = int(num_stages)
+    self.share_channel_weights = bool(share_channel_weights)
+    self.dropout_rate = float(dropout_rate)
+    self.bn_momentum = float(bn_momentum)
     self.extractors = nnx.Dict({
         g: featurenet.ModalityFeatureNet(
             c, share_channel_weights=share_channel_weights, dropout_rate=dropout_rate,
@@ -97,6 +101,18 @@ class SleepMGModel(nnx.Module):
     self.head_y = nnx.Linear(width, num_stages, rngs=rngs)
     self.num_domains = int(num_domains)
     self.head_d = nnx.Linear(width, num_domains, rngs=rngs) if num_domains > 0 else None
+
+  def get_config(self) -> dict:
+    """The constructor arguments as JSON-able values (`from_config` rebuilds the module)."""
+    return {"channels": dict(zip(self.groups, self.channel_counts)), "num_stages": self.num_stages,
+            "num_domains": self.num_domains, "share_channel_weights": self.share_channel_weights,
+            "dropout_rate": self.dropout_rate, "bn_momentum": self.bn_momentum}
+
+  @classmethod
+  def from_config(cls, config: Mapping, *, rngs: nnx.Rngs) -> "SleepMGModel":
+    """Inverse of `get_config` (fresh parameters from `rngs`)."""
+    config = dict(config)
+    return cls(dict(config.pop("channels")), rngs=rngs, **config)
 
   def __call__(self, signals: Mapping[str, jax.Array], *, grl_ratio: jax.Array | float = 0.0,
                rngs: nnx.Rngs | None = None) -> dict:

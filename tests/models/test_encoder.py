@@ -299,3 +299,30 @@ def test_bad_input_raises():
     model(np.zeros((2, 64), np.float32), None, train=False)
   with pytest.raises(ValueError, match="divisible"):
     encoder_lib.SetTransformerEncoder(_config(num_heads=3), rngs=nnx.Rngs(0))
+
+
+def test_attention_dropout_is_drawn_per_batch_row_and_head():
+  # PyTorch's nn.MultiheadAttention (the reference) draws its attention-weight dropout per element;
+  # Flax's default would share one mask over the batch and the heads.
+  layer = encoder_lib.TransformerLayer(8, 2, 16, 0.5, pre_norm=True, rngs=_rngs())
+  assert layer.attn.broadcast_dropout is False
+  row = np.random.default_rng(0).normal(size=(1, 6, 8)).astype(np.float32)
+  x = jnp.asarray(np.repeat(row, 4, axis=0))  # Four identical batch rows.
+  out = np.asarray(layer.attn(x, deterministic=False))
+  assert not np.allclose(out[0], out[1])  # Different masks for identical rows.
+  np.testing.assert_allclose(np.asarray(layer.attn(x, deterministic=True))[0],
+                             np.asarray(layer.attn(x, deterministic=True))[3], rtol=1e-6)
+
+
+def test_pooling_heads_is_a_field_of_its_own():
+  cfg = _config(embed_dim=16, num_heads=4, pooling_heads=2)
+  enc = encoder_lib.SetTransformerEncoder(cfg, rngs=_rngs())
+  assert enc.channel_pool.layer.attn.num_heads == 2 and enc.time_pool.layer.attn.num_heads == 2
+  assert all(layer.attn.num_heads == 4 for layer in enc.layers)
+  assert encoder_lib.sleepfm_clinical().pooling_heads == 8
+  with pytest.raises(ValueError, match="pooling_heads 3"):
+    encoder_lib.SetTransformerEncoder(_config(embed_dim=16, num_heads=4, pooling_heads=3), rngs=_rngs())
+  # The JSON form round-trips (saved models rebuild their encoder from it).
+  bf16 = cfg.replace(dtype=jnp.bfloat16)
+  assert encoder_lib.EncoderConfig.from_dict(bf16.to_dict()) == bf16
+  assert encoder_lib.EncoderConfig.from_dict(cfg.to_dict()) == cfg
