@@ -4,7 +4,7 @@ The step is SleepFM-Clinical's at full size (SPEC 2): 5-min windows at 128 Hz (T
 samples), channels BAS (EEG+EOG) 10, RESP 7, ECG 2, EMG 4 (every channel real), one shared
 set-transformer encoder with E=128, 6 layers, 8 heads, feed-forward 2048, dropout 0.3 and 5-s
 patches of 640 samples (S = 60 tokens), the LOO contrastive loss, and SGD with momentum 0.9.
-By default it is the trainer's own pure step (`sleepjax.train.pretrain.train_step`), jitted with
+By default it is the trainer's own pure step (`sleepjax.train.state.train_step` of `pretrain.ContrastiveTask`), jitted with
 the state donated, exactly as `train()` runs it.
 
 Every (batch size, dtype) runs in a fresh subprocess so that compile time and peak memory are
@@ -61,7 +61,7 @@ def _parse_args(argv=None):
   p.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported; >= 5 advised)")
   p.add_argument("--warmup", type=int, default=2, help="untimed steps after compilation")
   p.add_argument("--impl", choices=("auto", "trainer", "local"), default="auto",
-                 help="trainer: sleepjax.train.pretrain.train_step; local: this file's equivalent "
+                 help="trainer: sleepjax.train.state.train_step (pretrain.ContrastiveTask); local: this file's equivalent "
                       "step; auto: trainer if importable")
   p.add_argument("--preset", choices=("sleepfm_clinical", "tiny"), default="sleepfm_clinical",
                  help="encoder preset; tiny (2-s windows, E=32) only checks that the script runs")
@@ -131,7 +131,7 @@ def _build_model(cfg, modalities):
     return SharedEncoder(), "SetTransformerEncoder (local wrapper; sleepjax.models.multimodal missing)"
 
 
-def _local_step(graphdef, rng_state, tx):
+def _local_step(graphdef, tx):
   """The trainer's step written out: LOO loss on pooled embeddings, SGD momentum, t clamped >= 0."""
   from flax import nnx
   import jax
@@ -144,18 +144,18 @@ def _local_step(graphdef, rng_state, tx):
     def loss_fn(params):
       # copy=True: fresh Variables at this trace level, so that BatchNorm statistics and the
       # dropout RNG can be updated inside grad/jit (flax 0.12 raises TraceContextError otherwise).
-      model = nnx.merge(graphdef, params, state["batch_stats"], rng_state, copy=True)
+      model = nnx.merge(graphdef, params, state["model_state"], copy=True)
       nnx.reseed(model, dropout=key)
       out = model(batch["signals"], batch["mask"], batch.get("positions"), train=True)
       loss, _ = losses.loo_contrastive_loss({m: o[1] for m, o in out.items()}, model.log_scale[...])
-      return loss, nnx.state(model, nnx.BatchStat)
+      return loss, nnx.state(model, nnx.Not(nnx.Param))
 
-    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
+    (loss, model_state), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
     updates, opt_state = tx.update(grads, state["opt_state"], state["params"])
     params = optax.apply_updates(state["params"], updates)
     params = jax.tree_util.tree_map_with_path(
         lambda path, x: losses.clamp_log_scale(x) if "log_scale" in jax.tree_util.keystr(path) else x, params)
-    return {**state, "step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
+    return {**state, "step": state["step"] + 1, "params": params, "model_state": model_state,
             "opt_state": opt_state}, {"loss": loss}
 
   return step
@@ -264,16 +264,16 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   from flax import nnx
   import jax
   import jax.numpy as jnp
-  import optax
 
   cfg = _encoder_config(dtype_name, args.channel_encoding, args.preset)
   modalities = tuple(CHANNELS)
   model, model_name = _build_model(cfg, modalities)
-  graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
+  from sleepjax import optim
+  from sleepjax.train import state as state_lib
   # SleepFM reference optimiser: SGD, momentum 0.9, lr 1e-3.
-  tx = optax.sgd(1e-3, momentum=0.9)
-  state = {"step": jnp.zeros((), jnp.int32), "params": params, "batch_stats": batch_stats,
-           "opt_state": tx.init(params), "rng": jax.random.PRNGKey(2)}
+  opt = optim.OptimizerConfig(name="sgd", learning_rate=1e-3, momentum=0.9)
+  tx = optim.make_optimizer(opt)
+  graphdef, state = state_lib.init_state(model, opt, jax.random.PRNGKey(2))
 
   batch = jax.tree.map(jnp.asarray, _make_batch(batch_size, cfg.window_samples))
   if not args.channel_encoding:
@@ -283,8 +283,8 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   if impl in ("auto", "trainer"):
     try:
       from sleepjax.train import pretrain
-      static = pretrain.Static(graphdef, rng_state, tx, "loo")
-      jitted = jax.jit(lambda s, b: pretrain.train_step(static, s, b), donate_argnums=(0,))
+      task = pretrain.ContrastiveTask(graphdef, opt, "loo")
+      jitted = jax.jit(lambda s, b: state_lib.train_step(task, s, b, {}), donate_argnums=(0,))
       t0 = time.perf_counter()
       compiled = jitted.lower(state, batch).compile()
       compile_s = time.perf_counter() - t0
@@ -295,7 +295,7 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
       print(f"[benchmark] the trainer's step is unusable ({type(e).__name__}: {str(e)[:200]}); "
             "timing the equivalent local step instead", file=sys.stderr)
   if compiled is None:
-    jitted = jax.jit(_local_step(graphdef, rng_state, tx), donate_argnums=(0,))
+    jitted = jax.jit(_local_step(graphdef, tx), donate_argnums=(0,))
     t0 = time.perf_counter()
     compiled = jitted.lower(state, batch).compile()
     compile_s = time.perf_counter() - t0
@@ -335,7 +335,7 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
   }
   if args.profile:
-    row["profile"] = _profile_parts(nnx.merge(graphdef, state["params"], state["batch_stats"], rng_state),
+    row["profile"] = _profile_parts(nnx.merge(graphdef, state["params"], state["model_state"]),
                                     _make_batch(batch_size, cfg.window_samples), reps=max(3, args.steps // 2))
   return row
 

@@ -160,7 +160,8 @@ def test_balance_on_nnx_state_paths():
 
 def test_adam_after_balance_differs_from_adam_only_in_the_blocks():
   params = _toy_tree(0)
-  tx_bal = optim.sleepmg_optimizer(balance=optim.modality_balance(PATHS, BLOCKS))
+  tx_bal = optim.make_optimizer(optim.OptimizerConfig(name="adam", learning_rate=1e-3, b1=0.5, b2=0.999),
+                                first=optim.modality_balance(PATHS, BLOCKS))
   tx_adam = optax.adam(1e-3, b1=0.5, b2=0.999)
   s_bal, s_adam, s_ref = tx_bal.init(params), tx_adam.init(params), tx_adam.init(params)
   # Varying rho over steps (with a constant rho Adam would cancel it up to epsilon).
@@ -186,11 +187,21 @@ def test_adam_after_balance_differs_from_adam_only_in_the_blocks():
   assert not np.allclose(u_bal["head_y"]["kernel"], u_adam["head_y"]["kernel"], rtol=1e-3)
 
 
-def test_sleepmg_optimizer_kinds():
+def test_make_optimizer_kinds_accept_extra_args_and_reject_unknown_names():
   params = _toy_tree()
-  for kind in ("adam", "sgd"):
-    tx = optim.sleepmg_optimizer(kind=kind)
+  for name in optim.OPTIMIZERS:
+    tx = optim.make_optimizer(optim.OptimizerConfig(name=name))
     upd, _ = tx.update(params, tx.init(params), params, rho={"y": jnp.ones(2)})  # extra arg ignored
     assert jax.tree.structure(upd) == jax.tree.structure(params)
-  with pytest.raises(ValueError, match="unknown optimiser"):
-    optim.sleepmg_optimizer(kind="rmsprop")
+  with pytest.raises(ValueError, match="optimizer.name"):
+    optim.OptimizerConfig(name="rmsprop")
+  with pytest.raises(ValueError, match="weight_decay"):
+    optim.OptimizerConfig(name="adam", weight_decay=1e-4)
+
+
+def test_frozen_parameters_get_exactly_zero_updates_even_with_weight_decay():
+  params = _toy_tree()
+  tx = optim.make_optimizer(optim.OptimizerConfig(name="adamw", weight_decay=0.1, frozen=("extractors",)))
+  upd, _ = tx.update(_toy_tree(1), tx.init(params), params)
+  assert all(np.all(np.asarray(u) == 0) for u in jax.tree.leaves(upd["extractors"]))
+  assert all(np.any(np.asarray(u) != 0) for u in jax.tree.leaves(upd["head_y"]))

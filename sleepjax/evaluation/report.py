@@ -1,7 +1,7 @@
-"""Result tables (Markdown, CSV, JSON) and confusion-matrix plots.
+"""Result tables (Markdown, CSV, JSON): the one writer every trainer's tables go through.
 
 Every experiment writes its numbers in three forms from the same rows: Markdown to read, CSV to
-load into a spreadsheet, JSON to load back without losing types.
+load into a spreadsheet, JSON to load back without losing types. Plots are in `plots`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import pathlib
 
 import numpy as np
+
+from sleepjax.evaluation import metrics as metrics_lib
 
 
 def _cell(value, floatfmt: str) -> str:
@@ -139,56 +141,25 @@ def write_results(workdir: str | os.PathLike, name: str, rows: Sequence[Mapping]
   return paths
 
 
-def plot_confusion(cm, class_names: Sequence[str], path: str | os.PathLike, *, normalize: bool = True,
-                   title: str | None = None) -> pathlib.Path:
-  """Saves a confusion-matrix heat map (rows = truth, columns = prediction) as an image.
+def mean_std_rows(groups: Mapping[str, Sequence[Mapping[str, float]]], keys: Sequence[str], *,
+                  label: str = "method", fmt: str = ".4f") -> list[dict]:
+  """Rows of "mean ± std" cells over runs (seeds), one row per group (e.g. a method).
 
   Args:
-    cm: (K, K) counts (e.g. `metrics.confusion_matrix` or a probe's "confusion_matrix").
-    class_names: K names, e.g. `sleepjax.data.stages.STAGE_NAMES`.
-    path: output file; the format follows the suffix (".png", ".pdf", ".svg").
-    normalize: divide each row by its count so the diagonal is per-class recall (rows without
-      examples stay 0); cells are annotated with the fraction and the raw count.
-    title: optional figure title.
+    groups: {group name: [flat metrics dict per run]}.
+    keys: the metrics to show, in column order (a missing one gives "n/a").
+    label: the name of the group column.
+    fmt: number format.
 
   Returns:
-    The written path.
-
-  Raises:
-    ValueError: the matrix is not (K, K) counts or the names do not match K.
+    [{label: name, key: "0.7868 ± 0.0120" (just the mean for one run), ..., "n_runs": int}].
   """
-  cm = np.asarray(cm)
-  if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or np.any(cm < 0):
-    raise ValueError(f"plot_confusion needs a (K, K) matrix of non-negative counts, got shape {cm.shape}")
-  k = cm.shape[0]
-  if len(class_names) != k:
-    raise ValueError(f"{len(class_names)} class names for a {k}-class confusion matrix")
-  # An explicit Agg canvas instead of pyplot: no global backend switch, works headless and
-  # leaves a notebook's inline backend alone.
-  from matplotlib.backends.backend_agg import FigureCanvasAgg
-  from matplotlib.figure import Figure
-
-  rows = cm.sum(axis=1, keepdims=True)
-  shown = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0) if normalize else cm.astype(float)
-  fig = Figure(figsize=(1.1 * k + 2, 1.0 * k + 1.5))
-  FigureCanvasAgg(fig)
-  ax = fig.add_subplot()
-  im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else max(shown.max(), 1))
-  fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-  ax.set_xticks(range(k), labels=list(class_names))
-  ax.set_yticks(range(k), labels=list(class_names))
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("true")
-  if title:
-    ax.set_title(title)
-  threshold = 0.5 * (1 if normalize else max(shown.max(), 1))
-  for i in range(k):
-    for j in range(k):
-      text = f"{shown[i, j]:.2f}\n({cm[i, j]:g})" if normalize else f"{cm[i, j]:g}"
-      ax.text(j, i, text, ha="center", va="center", fontsize=8,
-              color="white" if shown[i, j] > threshold else "black")
-  fig.tight_layout()
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=120)
-  return path
+  rows = []
+  for name, runs in groups.items():
+    stats = metrics_lib.mean_std(list(runs))
+    row = {label: name}
+    for key in keys:
+      row[key] = metrics_lib.format_mean_std(stats[key], fmt) if key in stats else "n/a"
+    row["n_runs"] = len(runs)
+    rows.append(row)
+  return rows

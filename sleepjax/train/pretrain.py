@@ -1,217 +1,127 @@
-"""SleepFM-style multimodal contrastive pretraining, data parallel with jit + NamedSharding.
+"""SleepFM-style multimodal contrastive pretraining (leave-one-out or pairwise), data parallel.
 
-One pure train step, jitted once with the state donated; the batch is sharded over the `data`
-mesh axis and the state replicated (HOUSE_STYLE; `jax.pmap` is in maintenance mode). Orbax keeps
-checkpoints in `<workdir>/checkpoints` (state, optimizer, RNG and the input position); a second
-run with the same workdir resumes from the latest one. At the end the encoder is evaluated on
-held-out subjects with a frozen-embedding linear probe (pretrained vs the same encoder at random
-init) and cross-modal retrieval.
+The task: one set-transformer encoder per modality group (or one shared, SleepFM-Clinical), the
+LOO or pairwise contrastive loss on the pooled window embeddings, the logit-scale exponent
+t clamped to t >= 0 after every update. The protocol: train for `steps` on the training split
+(resuming from `<workdir>/checkpoints`), save the encoder to `<workdir>/model/`, then probe it on
+held-out subjects (frozen-embedding linear probe against the same encoder at random init, and
+cross-modal retrieval). Methods: docs/specification.md §2.
 
 References:
   Thapa et al., "SleepFM: Multi-modal Representation Learning for Sleep Across Brain Activity, ECG
   and Respiratory Signals", ICML 2024 (leave-one-out contrastive learning).
-  SleepFM-Clinical (Nature Medicine 2025): set-transformer encoder, 5-min windows at 128 Hz.
+  Thapa et al., SleepFM-Clinical, Nature Medicine 2025 (set-transformer encoder, 5-min windows).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
+import json
 import pathlib
-import time
 from typing import Any, Mapping
 
-from absl import logging
 from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-import orbax.checkpoint as ocp
-import tqdm
 
 from sleepjax import losses
+from sleepjax import models as models_lib
+from sleepjax import optim
 from sleepjax.data import pipeline
 from sleepjax.data import summary as summary_lib
-from sleepjax.evaluation import probe as probe_lib
+from sleepjax.evaluation import evaluators
+from sleepjax.evaluation import inference
 from sleepjax.evaluation import report as report_lib
-from sleepjax.models import encoder as encoder_lib
 from sleepjax.models import multimodal
-from sleepjax.train import common
+from sleepjax.train import checkpoint as checkpoint_lib
+from sleepjax.train import config as config_lib
+from sleepjax.train import inputs
+from sleepjax.train import loop as loop_lib
+from sleepjax.train import mesh as mesh_lib
+from sleepjax.train import state as state_lib
+from sleepjax.train import writer as writer_lib
 
-Batch = Mapping[str, Any]
-
-
-# ----------------------------------------------------------------------------------------------
-# Model and optimizer.
-# ----------------------------------------------------------------------------------------------
-
-
-def encoder_config(config: ml_collections.ConfigDict) -> encoder_lib.EncoderConfig:
-  """EncoderConfig from `config.model.encoder` (every field) and `config.model.dtype`."""
-  fields = config.model.encoder.to_dict()
-  fields["tokenizer_widths"] = tuple(fields["tokenizer_widths"])
-  dtype = config.model.get("dtype", "float32")
-  return encoder_lib.EncoderConfig(**fields, dtype=None if dtype == "float32" else jnp.dtype(dtype))
+LOSSES = ("loo", "pairwise")
+# Fields whose keys are data (modality names), not schema.
+FREE_FORM = ("data.modality_groups", "data.channel_caps")
 
 
-def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> multimodal.MultiModalEncoder:
-  return multimodal.MultiModalEncoder(
-      modalities, encoder_config(config), shared=config.model.shared_encoder,
-      log_scale_init=float(config.model.get("log_scale_init", 0.0)), rngs=nnx.Rngs(params=config.seed, dropout=config.seed + 1))
+def default_config() -> ml_collections.ConfigDict:
+  """Every field of a pretraining config, with the SleepFM reference values (configs/pretrain.py)."""
+  c = config_lib.common("pretrain")
+  c.data.builder_module = "tfds_builders.synthetic_psg"
+  c.data.name = "synthetic_psg"
+  c.data.builder_config = "default"
+  c.data.modalities = ("eeg", "eog", "emg", "ecg", "resp")
+  # SleepFM-Clinical feeds EEG + EOG as one "BAS" (brain activity signals) modality.
+  c.data.modality_groups = {"bas": ("eeg", "eog"), "ecg": ("ecg",), "emg": ("emg",), "resp": ("resp",)}
+  # Channel caps per encoder modality (static shapes: pad to the cap and mask); None: the
+  # dataset's own counts. SleepFM-Clinical: BAS 10, ECG 2, EMG 4, RESP 7.
+  c.data.channel_caps = None
+  c.data.window_epochs = 10  # 5-min windows of ten 30-s epochs (SleepFM-Clinical).
+  c.data.train_split = "train"
+
+  c.model = ml_collections.ConfigDict()
+  c.model.encoder = config_lib.encoder("sleepfm_clinical")
+  c.model.dtype = "float32"  # bfloat16 on accelerators.
+  c.model.shared_encoder = True  # False: one encoder per modality (SleepFM-ICML style).
+  c.model.log_scale_init = 0.0  # t of the logit scale s = exp(t): 0 in SleepFM.
+
+  c.loss = "loo"  # loo | pairwise
+  # SleepFM reference: SGD, momentum 0.9, lr 1e-3, step decay x0.1.
+  c.optimizer = config_lib.optimizer(name="sgd", learning_rate=1e-3, schedule="step", momentum=0.9)
+
+  c.batch_size = 32
+  c.steps = 1000
+  c.checkpoint_every = 250
+  c.keep_checkpoints = 3
+  c.summary_only = False  # True: build the dataset, print its summary, stop.
+  c.eval_batch_size = 32
+  # Held-out contrastive loss every eval_every steps (None: off); the lowest one's encoder is
+  # saved as model/best beside model/final.
+  c.eval_every = config_lib.placeholder(int)
+
+  c.eval = ml_collections.ConfigDict()
+  # SleepFM's probe: a logistic regression fitted on the training subjects' frozen embeddings
+  # (their labels were never used in pretraining) and tested on held-out subjects.
+  c.eval.fit_split = "train"
+  c.eval.test_split = "validation+test"
+  c.eval.max_fit_windows = config_lib.placeholder(int)
+  c.eval.validation_split = "validation"  # For eval_every.
+  c.eval.max_validation_windows = 64
+  return c
 
 
-def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-  """The learning rate per step (`config.optimizer.schedule`).
-
-    "step" (default): `decay_steps` lists the steps at which the rate is multiplied by
-      `decay_factor` (optax.piecewise_constant_schedule), the SleepFM reference.
-    "cosine": linear warm-up over `warmup_steps` from 0, then cosine decay to
-      `learning_rate * final_fraction` at `config.steps` (optax.warmup_cosine_decay_schedule).
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects a config that cannot run, before any data is built.
 
   Raises:
-    ValueError: unknown schedule name.
+    config_lib.ConfigError: unknown field or name, or a value out of range (one line).
   """
-  opt = config.optimizer
-  name = opt.get("schedule", "step")
-  if name == "step":
-    return optax.piecewise_constant_schedule(
-        opt.learning_rate, {int(s): opt.decay_factor for s in opt.decay_steps})
-  if name == "cosine":
-    warmup = int(opt.get("warmup_steps", 0))
-    return optax.warmup_cosine_decay_schedule(
-        0.0, opt.learning_rate, warmup_steps=warmup, decay_steps=max(int(config.steps), warmup + 1),
-        end_value=opt.learning_rate * float(opt.get("final_fraction", 0.0)))
-  raise ValueError(f"config.optimizer.schedule must be 'step' or 'cosine', got {name!r}")
-
-
-def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """SGD momentum 0.9 (the SleepFM reference) or AdamW, on `learning_rate_schedule(config)`.
-
-  Raises:
-    ValueError: unknown optimizer or schedule name.
-  """
-  opt = config.optimizer
-  schedule = learning_rate_schedule(config)
-  if opt.name == "sgd":
-    tx = optax.sgd(schedule, momentum=opt.momentum)
-    if opt.weight_decay:
-      tx = optax.chain(optax.add_decayed_weights(opt.weight_decay), tx)
-  elif opt.name == "adamw":
-    tx = optax.adamw(schedule, weight_decay=opt.weight_decay)
-  else:
-    raise ValueError(f"config.optimizer.name must be 'sgd' or 'adamw', got {opt.name!r}")
-  if opt.grad_clip_norm:
-    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
-  return tx
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Static:
-  """What jit closes over: the module structure, its RNG streams, the optimizer and the loss name."""
-  graphdef: Any
-  rng_state: Any
-  tx: optax.GradientTransformation
-  loss: str
-
-
-def init_state(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> tuple[Static, dict[str, Any]]:
-  """Builds the model and returns (static parts, train state).
-
-  The train state is a pytree of arrays, saved and restored bit-exactly by orbax:
-  {"step": () int32, "params": nnx.State, "batch_stats": nnx.State, "opt_state": optax state,
-  "rng": (2,) uint32 base key}. Dropout keys are derived from (rng, step), so the RNG streams
-  inside the module need no checkpointing.
-  """
-  model = build_model(config, modalities)
-  graphdef, params, batch_stats, rng_state = nnx.split(model, nnx.Param, nnx.BatchStat, ...)
-  tx = make_optimizer(config)
-  state = {
-      "step": jnp.zeros((), jnp.int32),
-      "params": params,
-      "batch_stats": batch_stats,
-      "opt_state": tx.init(params),
-      "rng": jax.random.PRNGKey(config.seed + 2),
-  }
-  return Static(graphdef, rng_state, tx, config.loss), state
-
-
-def model_from(static: Static, params, batch_stats) -> multimodal.MultiModalEncoder:
-  """Merges the graph definition with params and batch statistics into a module."""
-  # Fresh Variable objects at the current trace level: NNX forbids mutating (reseeding, updating
-  # BatchNorm statistics) Variables created at another trace level, e.g. outside jax.grad.
-  fresh = lambda tree: jax.tree.map(lambda x: x, tree)
-  return nnx.merge(static.graphdef, fresh(params), fresh(batch_stats), fresh(static.rng_state))
-
-
-def clamp_log_scale(params):
-  """Keeps the contrastive logit-scale exponent t >= 0 after every update (SPEC 2, losses)."""
-  def clamp(path, x):
-    # The Param sits at ("log_scale", .value) in an nnx.State, ("log_scale",) in a pure dict.
-    keys = [getattr(k, "key", None) for k in path]
-    return losses.clamp_log_scale(x) if keys[:1] == ["log_scale"] else x
-  return jax.tree_util.tree_map_with_path(clamp, params)
-
-
-def contrastive_loss(loss_name: str, outputs, log_scale):
-  """LOO (default) or pairwise loss on the pooled embeddings of every modality."""
-  pooled = {m: out[1] for m, out in outputs.items()}
-  if loss_name == "loo":
-    return losses.loo_contrastive_loss(pooled, log_scale)
-  if loss_name == "pairwise":
-    return losses.pairwise_contrastive_loss(pooled, log_scale)
-  raise ValueError(f"config.loss must be 'loo' or 'pairwise', got {loss_name!r}")
-
-
-def train_step(static: Static, state: dict[str, Any], batch: Batch):
-  """One pure contrastive update (no logging, no host RNG, no Python branching on values).
-
-  Args:
-    static: module structure, RNG streams and optimizer (closed over by jit).
-    state: the train state pytree (see `init_state`), replicated over the mesh.
-    batch: {"signals": {m: (B, C, T) float32}, "mask": {m: (B, C) bool}, "positions":
-      {m: (B, C, 3) float32}}, sharded over the batch axis.
-
-  Returns:
-    (new_state, metrics): metrics are scalars (loss, grad_norm, log_scale and the loss's aux:
-    per-modality losses and top-1 retrieval accuracy).
-  """
-  # Why fold in the step: every step gets fresh dropout masks, and a resumed run gets exactly the
-  # masks the uninterrupted run would have had.
-  step_key = jax.random.fold_in(state["rng"], state["step"])
-
-  def loss_fn(params):
-    model = model_from(static, params, state["batch_stats"])
-    nnx.reseed(model, dropout=step_key)
-    outputs = model(batch["signals"], batch["mask"], batch.get("positions"), train=True)
-    loss, aux = contrastive_loss(static.loss, outputs, model.log_scale[...])
-    return loss, (aux, nnx.state(model, nnx.BatchStat))
-
-  (loss, (aux, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state["params"])
-  updates, opt_state = static.tx.update(grads, state["opt_state"], state["params"])
-  params = clamp_log_scale(optax.apply_updates(state["params"], updates))
-  new_state = {"step": state["step"] + 1, "params": params, "batch_stats": batch_stats,
-               "opt_state": opt_state, "rng": state["rng"]}
-  metrics = {"loss": loss, "grad_norm": optax.tree.norm(grads),
-             "log_scale": params["log_scale"][...],
-             **{f"loss/{m}": v for m, v in aux["loss"].items()},
-             **{f"retrieval_top1/{m}": v for m, v in aux["accuracy"].items()}}
-  return new_state, metrics
+  periods = ["checkpoint_every", "keep_checkpoints"] + (["eval_every"] if config.get("eval_every") else [])
+  config_lib.validate_common(config, default_config(), free_form=FREE_FORM, periods=periods)
+  config_lib.check_choice("loss", config.loss, LOSSES)
+  if len(tuple(config.seeds)) != 1:
+    raise config_lib.ConfigError(f"config.seeds={tuple(config.seeds)}: pretraining runs one seed per workdir")
+  config_lib.check_positive(config, ("data.window_epochs",))
+  unknown = sorted({m for members in modality_groups(config).values() for m in members}
+                   - set(config.data.modalities))
+  if unknown:
+    raise config_lib.ConfigError(f"config.data.modality_groups uses {unknown}, not in config.data.modalities")
 
 
 # ----------------------------------------------------------------------------------------------
-# Input.
+# Model and task.
 # ----------------------------------------------------------------------------------------------
 
 
 def modality_groups(config) -> dict[str, tuple[str, ...]]:
   """Encoder modality -> dataset modalities concatenated along channels (pipeline `modalities`).
 
-  SleepFM-Clinical feeds EEG and EOG together as one "BAS" (brain activity signals) modality:
-  `config.data.modality_groups = {"bas": ("eeg", "eog"), ...}`. Without groups every dataset
-  modality in `config.data.modalities` is its own encoder modality.
+  Without groups every dataset modality in `config.data.modalities` is its own encoder modality.
   """
   groups = config.data.get("modality_groups")
   if groups:
@@ -219,146 +129,193 @@ def modality_groups(config) -> dict[str, tuple[str, ...]]:
   return {m: (m,) for m in config.data.modalities}
 
 
+def encoder_modalities(config) -> tuple[str, ...]:
+  return tuple(modality_groups(config))
+
+
 def channel_caps(config) -> dict[str, int] | None:
   caps = config.data.get("channel_caps")
   return dict(caps) if caps else None
 
 
-def load_source(config, split: str):
-  """Prepares (first call builds) the configured TFDS dataset and opens `split`."""
-  if config.data.get("builder_module"):
-    # Registers the builder with TFDS; sleepjax itself never imports tfds_builders.
-    importlib.import_module(config.data.builder_module)
-  return pipeline.data_source(config.data.name, split, data_dir=config.data.data_dir,
-                              config=config.data.builder_config, manual_dir=config.data.manual_dir)
+def seed(config) -> int:
+  return int(tuple(config.seeds)[0])
 
 
-def encoder_modalities(config) -> tuple[str, ...]:
-  return tuple(modality_groups(config))
+def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> multimodal.MultiModalEncoder:
+  """The encoder(s) and logit scale at initialisation (`config.seeds[0]`)."""
+  s = seed(config)
+  return multimodal.MultiModalEncoder(
+      modalities, config_lib.encoder_config(config.model), shared=config.model.shared_encoder,
+      log_scale_init=float(config.model.log_scale_init), rngs=nnx.Rngs(params=s, dropout=s + 1))
+
+
+def contrastive_loss(loss_name: str, pooled: Mapping[str, jax.Array], log_scale: jax.Array):
+  """LOO (default) or pairwise loss on the pooled embeddings {modality: (B, E)}; (loss, aux)."""
+  if loss_name == "loo":
+    return losses.loo_contrastive_loss(pooled, log_scale)
+  return losses.pairwise_contrastive_loss(pooled, log_scale)
+
+
+def clamp_log_scale(params):
+  """Keeps the contrastive logit-scale exponent t >= 0 (docs/specification.md §2.2)."""
+  def clamp(path, x):
+    # The Param sits at ("log_scale", .value) in an nnx.State, ("log_scale",) in a pure dict.
+    return losses.clamp_log_scale(x) if optim.path_names(path)[:1] == ("log_scale",) else x
+  return jax.tree_util.tree_map_with_path(clamp, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class ContrastiveTask(state_lib.Task):
+  """The contrastive update: dropout reseeded from the step key, t clamped after the update.
+
+  Batch: {"signals": {m: (B, C, T) float32}, "mask": {m: (B, C) bool}, "positions":
+  {m: (B, C, 3) float32}} (`pipeline.make_dataset`). Metrics: loss, grad_norm, log_scale, and
+  per modality loss/<m> and retrieval_top1/<m> (the batch's top-1 retrieval accuracy).
+  """
+  graphdef: Any
+  optimizer: optim.OptimizerConfig
+  loss_name: str = "loo"
+
+  def loss(self, model, batch, rng, hparams):
+    del hparams
+    nnx.reseed(model, dropout=rng)
+    outputs = model(batch["signals"], batch["mask"], batch.get("positions"), train=True)
+    loss, aux = contrastive_loss(self.loss_name, {m: out[1] for m, out in outputs.items()}, model.log_scale[...])
+    metrics = {"log_scale": model.log_scale[...],
+               **{f"loss/{m}": v for m, v in aux["loss"].items()},
+               **{f"retrieval_top1/{m}": v for m, v in aux["accuracy"].items()}}
+    return loss, {"metrics": metrics}
+
+  def constrain(self, params):
+    return clamp_log_scale(params)
+
+  def validation_loss(self, model, batch):
+    """The contrastive loss of a batch in inference mode (the held-out loss of `eval_every`)."""
+    outputs = model(batch["signals"], batch["mask"], batch.get("positions"), train=False)
+    loss, _ = contrastive_loss(self.loss_name, {m: out[1] for m, out in outputs.items()}, model.log_scale[...])
+    return loss
+
+
+def init_state(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> tuple[ContrastiveTask, dict]:
+  """(task, train state) of a fresh encoder; the state's rng is PRNGKey(seed + 2)."""
+  model = build_model(config, modalities)
+  opt = config_lib.optimizer_config(config.optimizer, config.steps)
+  graphdef, state = state_lib.init_state(model, opt, jax.random.PRNGKey(seed(config) + 2))
+  return ContrastiveTask(graphdef, opt, config.loss), state
 
 
 # ----------------------------------------------------------------------------------------------
-# Checkpoints.
+# Training.
 # ----------------------------------------------------------------------------------------------
 
 
-def checkpoint_manager(workdir: str, config) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.keep_checkpoints, save_interval_steps=1, create=True)
-  return ocp.CheckpointManager(pathlib.Path(workdir).absolute() / "checkpoints", options=options)
+def _validation_fn(task: ContrastiveTask, config, source):
+  """state -> {"validation/loss"}: mean inference-mode loss over the first windows of `source`."""
+  windows = list(pipeline.iterate_windows(
+      source, window_epochs=config.data.window_epochs, batch_size=config.eval_batch_size,
+      channel_caps=channel_caps(config), modalities=modality_groups(config)))
+  n_max = int(config.eval.max_validation_windows)
+  batches, n = [], 0
+  for b in windows:
+    # Full batches only: a contrastive loss depends on the batch size.
+    if len(b["record_id"]) == config.eval_batch_size and n < n_max:
+      batches.append({k: b[k] for k in ("signals", "mask", "positions")})
+      n += len(b["record_id"])
+  if not batches:
+    raise ValueError(f"config.eval.validation_split={config.eval.validation_split!r} has fewer than "
+                     f"eval_batch_size={config.eval_batch_size} windows")
+
+  def evaluate(state):
+    apply = inference.Apply(task.validation_loss, state_lib.model_from_state(task.graphdef, state))
+    return {"validation/loss": float(np.mean([float(apply(b)) for b in batches]))}
+
+  return evaluate
 
 
-def save_checkpoint(mngr: ocp.CheckpointManager, state, data_state: Mapping[str, Any]) -> None:
-  step = int(jax.device_get(state["step"]))
-  mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                          data=ocp.args.JsonSave(dict(data_state))))
-  mngr.wait_until_finished()
-
-
-def restore_checkpoint(mngr: ocp.CheckpointManager, abstract_state, step: int | None = None):
-  """Restores (state, input-pipeline state) from `step` (default: the latest)."""
-  step = mngr.latest_step() if step is None else step
-  restored = mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state),
-                                                        data=ocp.args.JsonRestore()))
-  return restored["state"], restored["data"]
-
-
-# ----------------------------------------------------------------------------------------------
-# The loop.
-# ----------------------------------------------------------------------------------------------
-
-
-def make_jitted_step(static: Static, mesh, state):
-  """jit(train_step) with the state replicated and donated and the batch sharded over `data`."""
-  rep = common.replicated(mesh)
-  state_sharding = jax.tree.map(lambda _: rep, state)
-  return jax.jit(functools.partial(train_step, static),
-                 in_shardings=(state_sharding, common.data_sharded(mesh)),
-                 out_shardings=(state_sharding, rep),
-                 donate_argnums=(0,))
-
-
-def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None) -> tuple[Static, dict[str, Any], dict[str, Any]]:
-  """Runs (or resumes) pretraining; returns (static, final state, initial state).
+def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None, validation_source=None):
+  """Runs (or resumes) pretraining and saves `<workdir>/model/final` (and `best` with eval_every).
 
   Args:
-    config: see configs/pretrain.py.
-    workdir: checkpoints, metrics.jsonl, tensorboard/ and reports go here.
-    train_source: a random-access source of epoch examples (default: the configured TFDS split).
+    config: see `default_config` and configs/pretrain.py.
+    workdir: checkpoints/, metrics.jsonl, tensorboard/, model/ go here.
+    train_source: a random-access source of epoch examples (default: the configured split).
+    validation_source: the held-out source of `eval_every` (default: `eval.validation_split`).
+
+  Returns:
+    (task, final train state, the encoder at initialisation as an nnx.Module).
 
   Raises:
-    common.NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is kept.
+    loop.NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is kept.
+    ValueError: batch_size not divisible by the devices of the mesh.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  mesh = common.make_data_mesh(config.get("num_devices"))
+  mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
   n_dev = mesh.devices.size
-  if config.batch_size % (n_dev) != 0:
+  if config.batch_size % n_dev:
     raise ValueError(f"batch_size {config.batch_size} must be divisible by the {n_dev} devices of the mesh")
-  local_batch = config.batch_size // jax.process_count()
 
-  static, state = init_state(config, encoder_modalities(config))
-  init_params = jax.tree.map(jnp.copy, {"params": state["params"], "batch_stats": state["batch_stats"]})
-  state = jax.device_put(state, common.replicated(mesh))
+  task, state = init_state(config, encoder_modalities(config))
+  initial = state_lib.model_from_state(task.graphdef, state_lib.host_copy(
+      {"params": state["params"], "model_state": state["model_state"]}))
+  shardings = mesh_lib.state_sharding(state, mesh)
+  state = jax.device_put(state, shardings)
 
   if train_source is None:
-    train_source = load_source(config, config.data.train_split)
+    train_source = inputs.open_splits(config.data, [config.data.train_split])[config.data.train_split]
   dataset = pipeline.make_dataset(
-      train_source, window_epochs=config.data.window_epochs, batch_size=local_batch,
-      channel_caps=channel_caps(config), modalities=modality_groups(config),
-      seed=config.seed, shuffle=True, num_epochs=None, drop_remainder=True,
-      shard_index=jax.process_index(), shard_count=jax.process_count())
+      train_source, window_epochs=config.data.window_epochs, batch_size=config.batch_size // jax.process_count(),
+      channel_caps=channel_caps(config), modalities=modality_groups(config), seed=seed(config), shuffle=True,
+      num_epochs=None, drop_remainder=True, shard_index=jax.process_index(), shard_count=jax.process_count())
   data_iter = iter(dataset)
 
-  mngr = checkpoint_manager(str(workdir), config)
-  if mngr.latest_step() is not None:
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    state, data_state = restore_checkpoint(mngr, abstract)
+  checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
+  resumed = checkpointer.latest_step()
+  if resumed is not None:
+    state, data_state = checkpointer.restore(state, shardings)
     data_iter.set_state(data_state)
-    logging.info("Resumed from %s at step %d", mngr.directory, int(state["step"]))
-    print(f"Resuming from checkpoint at step {int(state['step'])} in {mngr.directory}")
+    print(f"Resuming from checkpoint at step {int(state['step'])} in {checkpointer.directory}", flush=True)
 
-  step_fn = make_jitted_step(static, mesh, state)
-  writer = common.MetricWriter(workdir)
-  start_step = int(jax.device_get(state["step"]))
-  windows_per_step = config.batch_size
-  bar = tqdm.tqdm(total=config.steps, initial=start_step, desc="pretrain", unit="step",
-                  disable=jax.process_index() != 0 or not config.get("progress_bar", True))
-  t_last, step_last = time.perf_counter(), start_step
-  pending = None
-  for step in range(start_step, config.steps):
-    batch = next(data_iter)
-    state, metrics = step_fn(state, common.global_batch(batch, mesh))
-    pending = metrics
-    done = step + 1
-    bar.update(1)
-    is_log = done % config.log_every == 0 or done == config.steps
-    is_ckpt = done % config.checkpoint_every == 0 or done == config.steps
-    if is_log or is_ckpt:
-      # Fetching to host only every N steps keeps the device busy (HOUSE_STYLE).
-      scalars = {f"train/{k}": float(v) for k, v in jax.device_get(pending).items()}
-      if not np.isfinite(scalars["train/loss"]) or not np.isfinite(scalars["train/grad_norm"]):
-        writer.close()
-        bar.close()
-        last = mngr.latest_step()
-        raise common.NonFiniteLossError(
-            f"non-finite loss ({scalars['train/loss']}) or gradient norm at step {done}; stopping. "
-            f"The last good checkpoint (step {last}) is kept in {mngr.directory}. "
-            "Lower the learning rate or enable optimizer.grad_clip_norm.")
-      now = time.perf_counter()
-      rate = (done - step_last) / max(now - t_last, 1e-9)
-      scalars["train/steps_per_s"] = rate
-      scalars["train/windows_per_s"] = rate * windows_per_step
-      t_last, step_last = now, done
-      writer.write_scalars(done, scalars)
-      bar.set_postfix(loss=f"{scalars['train/loss']:.3f}", steps_s=f"{rate:.2f}",
-                      windows_s=f"{rate * windows_per_step:.1f}")
-    if is_ckpt:
-      save_checkpoint(mngr, state, data_iter.get_state())
-  bar.close()
-  writer.close()
-  mngr.close()
-  return static, state, init_params
+  evaluate = None
+  if config.get("eval_every"):
+    if validation_source is None:
+      validation_source = inputs.open_splits(config.data, [config.eval.validation_split])[config.eval.validation_split]
+    evaluate = _validation_fn(task, config, validation_source)
+  step_fn = state_lib.make_train_step(task, mesh, state)
+  try:
+    with writer_lib.MetricWriter(workdir, tensorboard=config.tensorboard, resume_step=resumed) as writer:
+      result = loop_lib.train(
+          state, step_fn, data_iter, steps=config.steps, log_every=config.log_every,
+          to_device=functools.partial(mesh_lib.global_batch, mesh=mesh), writer=writer,
+          checkpointer=checkpointer, checkpoint_every=config.checkpoint_every, data_iterator=data_iter,
+          evaluate=evaluate, eval_every=config.get("eval_every"),
+          select=("validation/loss", "min") if evaluate else None,
+          progress=config.progress_bar, desc="pretrain", items_per_step=config.batch_size)
+  finally:
+    checkpointer.close()
+  metadata = model_metadata(config)
+  final = state_lib.model_from_state(task.graphdef, result.state)
+  models_lib.save(final, workdir / "model" / "final", metadata={**metadata, "step": result.steps})
+  models_lib.saving.register(workdir, "final", {"step": result.steps, "description": "encoder after the last step"},
+                             default=result.best is None)
+  if result.best is not None:
+    best = state_lib.model_from_state(task.graphdef, result.best)
+    models_lib.save(best, workdir / "model" / "best",
+                    metadata={**metadata, "step": result.best_step, "validation_loss": result.best_metric})
+    models_lib.saving.register(workdir, "best", {"step": result.best_step, "validation_loss": result.best_metric,
+                                                 "description": "lowest held-out contrastive loss"}, default=True)
+  return task, result.state, initial
+
+
+def model_metadata(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """What a user of the saved encoder needs: its input data layout and the run that made it."""
+  enc = config_lib.encoder_config(config.model)
+  return {"task": "pretrain", "loss": config.loss,
+          "data": {"name": config.data.name, "builder_config": config.data.builder_config,
+                   "modality_groups": {k: list(v) for k, v in modality_groups(config).items()},
+                   "channel_caps": channel_caps(config), "window_epochs": int(config.data.window_epochs),
+                   "sfreq": enc.sfreq}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -366,72 +323,27 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None)
 # ----------------------------------------------------------------------------------------------
 
 
-@nnx.jit
-def _eval_forward(model, signals, mask, positions):
-  # Module-level so that the compiled function is cached across calls (pretrained and random init
-  # share one graph definition).
-  return model(signals, mask, positions, train=False)
-
-
-def embed_epochs(static: Static, params, batch_stats, source, config, *, max_windows: int | None = None):
-  """Per-30-s-epoch embeddings of every window of `source`, frozen encoder in eval mode.
-
-  Each epoch's embedding is the mean of the encoder's output tokens that fall inside the epoch,
-  per modality; modalities are concatenated (as SleepFM's linear probe uses them).
+def evaluate(config, workdir, model: nnx.Module, initial: nnx.Module, *, fit_source, test_source) -> list[dict[str, Any]]:
+  """Linear probe and retrieval of the pretrained and the random-init encoder; writes results.*.
 
   Returns:
-    dict with "features" (N, M*E) float32, "stage" (N,) int32, "subject" (N,) object,
-    "pooled" {modality: (W, E)} window embeddings for retrieval.
+    Rows {"encoder": "pretrained" | "random_init", accuracy, macro_f1, kappa, ...,
+    "retrieval_top1/<m>", n_fit_epochs, n_test_epochs}.
   """
-  model = model_from(static, params, batch_stats)
-  ds = pipeline.iterate_windows(
-      source, window_epochs=config.data.window_epochs, batch_size=config.eval.batch_size,
-      channel_caps=channel_caps(config), modalities=modality_groups(config))
-  feats, stages, subjects, pooled = [], [], [], {}
-  seen = 0
-  for batch in ds:
-    outputs = _eval_forward(model, batch["signals"], batch["mask"], batch.get("positions"))
-    per_mod = []
-    for m in sorted(outputs):
-      tokens, window_emb = (np.asarray(x) for x in outputs[m])
-      b, s, e = tokens.shape
-      l = config.data.window_epochs
-      per_mod.append(tokens.reshape(b, l, s // l, e).mean(axis=2))  # (B, L, E)
-      pooled.setdefault(m, []).append(window_emb)
-    f = np.concatenate(per_mod, axis=-1)  # (B, L, M*E)
-    feats.append(f.reshape(-1, f.shape[-1]))
-    stages.append(np.asarray(batch["stage"]).reshape(-1))
-    subjects.append(np.repeat(np.asarray(batch["subject"]), config.data.window_epochs))
-    seen += len(f)
-    if max_windows is not None and seen >= max_windows:
-      break
-  return {"features": np.concatenate(feats), "stage": np.concatenate(stages),
-          "subject": np.concatenate(subjects),
-          "pooled": {m: np.concatenate(v) for m, v in pooled.items()}}
-
-
-def evaluate(config, workdir, static: Static, state, init_params, *, fit_source=None, test_source=None) -> list[dict[str, Any]]:
-  """Linear probe (pretrained vs random init) + retrieval on held-out subjects; writes reports."""
-  fit_source = fit_source or load_source(config, config.eval.fit_split)
-  test_source = test_source or load_source(config, config.eval.test_split)
+  embedder = evaluators.WindowEmbedder(window_epochs=config.data.window_epochs, modalities=modality_groups(config),
+                                       channel_caps=channel_caps(config), batch_size=config.eval_batch_size)
+  probe = evaluators.LinearProbe(fit_source, test_source, embedder, max_fit_windows=config.eval.max_fit_windows,
+                                 seed=seed(config))
+  retrieval = evaluators.Retrieval(test_source, embedder)
   rows = []
-  for name, p in (("pretrained", {"params": state["params"], "batch_stats": state["batch_stats"]}),
-                  ("random_init", init_params)):
-    p = jax.device_get(p)
-    fit = embed_epochs(static, p["params"], p["batch_stats"], fit_source, config,
-                       max_windows=config.eval.max_fit_windows)
-    test = embed_epochs(static, p["params"], p["batch_stats"], test_source, config)
-    keep_fit, keep_test = fit["stage"] >= 0, test["stage"] >= 0
-    result = probe_lib.linear_probe(fit["features"][keep_fit], fit["stage"][keep_fit],
-                                    test["features"][keep_test], test["stage"][keep_test],
-                                    seed=config.seed)
-    retrieval = probe_lib.retrieval_top1(test["pooled"])
-    row = {"encoder": name, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
-           "kappa": result["kappa"],
-           **{f"retrieval_top1/{m}": v for m, v in retrieval.items()},
-           "n_fit_epochs": int(keep_fit.sum()), "n_test_epochs": int(keep_test.sum())}
+  for name, m in (("pretrained", model), ("random_init", initial)):
+    row = {"encoder": name, **probe.run(m)[0]}
+    row.update({f"retrieval_top1/{r['modality']}": r["top1"] for r in retrieval.run(m)})
     rows.append(row)
-  report_lib.write_results(workdir, "probe", rows)
+  columns = ["encoder", "accuracy", "macro_f1", "kappa",
+             *[k for k in rows[0] if k.startswith("retrieval_top1/")], "n_fit_epochs", "n_test_epochs"]
+  if jax.process_index() == 0:
+    report_lib.write_results(workdir, "results", rows, columns=columns)
   return rows
 
 
@@ -447,30 +359,39 @@ def print_dataset_summary(config, sources: Mapping[str, Any]) -> str:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, Any]]:
-  """The main job: pretrain (or resume), then probe on held-out subjects; prints the table.
+  """The main job: pretrain (or resume), save the encoder, probe it on held-out subjects.
 
   Args:
     config: configs/pretrain.py.
-    workdir: where checkpoints, metrics and the probe report (probe.md/.csv/.json) go.
+    workdir: checkpoints, metrics, model/ and the probe table (results.md/.csv/.json).
 
   Returns:
     The probe table rows (pretrained and random-init encoders).
+
+  Raises:
+    config_lib.ConfigError: the config cannot run (before any data is built).
   """
-  common.maybe_initialize_distributed()
+  validate_config(config)
+  mesh_lib.maybe_initialize_distributed()
+  workdir = pathlib.Path(workdir)
   if jax.process_index() == 0:
-    # The fine-tuning trainer rebuilds the encoder of a checkpoint from this file.
-    pathlib.Path(workdir).mkdir(parents=True, exist_ok=True)
-    (pathlib.Path(workdir) / "config.json").write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
+  splits = [config.data.train_split, config.eval.fit_split, config.eval.test_split]
+  if config.get("eval_every"):
+    splits.append(config.eval.validation_split)
   # Each split is prepared (built on first use) and opened once, for the summary, training and the probe.
-  splits = (config.data.train_split, config.eval.fit_split, config.eval.test_split)
-  sources = {split: load_source(config, split) for split in dict.fromkeys(splits)}
-  print_dataset_summary(config, sources)
-  if config.get("summary_only", False):
+  sources = inputs.open_splits(config.data, splits)
+  print_dataset_summary(config, {s: sources[s] for s in dict.fromkeys(splits[:3])})
+  if config.summary_only:
     return []
-  static, state, init_params = train(config, workdir, train_source=sources[config.data.train_split])
-  rows = evaluate(config, workdir, static, state, init_params, fit_source=sources[config.eval.fit_split],
+  task, state, initial = train(config, workdir, train_source=sources[config.data.train_split],
+                               validation_source=sources.get(config.eval.validation_split))
+  model = state_lib.model_from_state(task.graphdef, state)
+  rows = evaluate(config, workdir, model, initial, fit_source=sources[config.eval.fit_split],
                   test_source=sources[config.eval.test_split])
-  table = report_lib.format_table(rows)
+  table = report_lib.format_table(rows, ["encoder", "accuracy", "macro_f1", "kappa",
+                                         *[k for k in rows[0] if k.startswith("retrieval_top1/")]])
   print("\nLinear probe on frozen embeddings, pretrained vs random init "
         f"(fit on '{config.eval.fit_split}', tested on '{config.eval.test_split}'):\n{table}", flush=True)
   return rows

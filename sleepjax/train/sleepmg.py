@@ -3,7 +3,14 @@ r"""SleepMG trainer: subject-wise cross-validated sleep staging for SleepMG and 
   python -m sleepjax.main --config=configs/sleepmg.py --workdir=/tmp/sleepmg
   python -m sleepjax.main --config=configs/sleepmg.py:tiny --workdir=/tmp/sleepmg_tiny
 
-Methods (`config.methods`, SPEC section 3; SleepMG paper Tables 1, 2 and 4):
+The task: per-modality FeatureNets, G_y (stages) and, behind a gradient reversal layer, G_d
+(training subjects); rho^{a,u} and the imbalance degrees computed inside the step from the head
+kernels and the batch's features; the optimiser chained after the per-modality balance transform.
+The protocol: k-fold subject-wise cross-validation, the best-validation-accuracy model of each fold
+tested on its held-out subjects, metrics on the predictions pooled over folds; then one model
+trained on all subjects (the one to use on new recordings). Methods (docs/specification.md §4.7;
+SleepMG Tables 1, 2 and 4):
+
   featurenet      all channels through one FeatureNet stack, G_y only (no domain head).
   naivemg         one FeatureNet per modality, concat, G_y + GRL -> G_d.
   ogmge           per-modality FeatureNets + G_y (no domain head, as in Peng et al.), with the
@@ -13,65 +20,52 @@ Methods (`config.methods`, SPEC section 3; SleepMG paper Tables 1, 2 and 4):
   sleepmg_y_only  rho on G_y only;  sleepmg_d_only: rho on G_d only (Table 4 ablations).
   sleepmg_sgd     SleepMG with momentum SGD instead of Adam (Adam cancels a constant rho).
 
-Protocol: k-fold subject-wise CV (5 in the paper); inside a fold, 20% of the training subjects'
-epochs (or, with `val_by_subject`, 20% of the training subjects) are held out for validation; the
-parameters with the best validation accuracy are kept (in memory) and tested on the held-out
-subjects; predictions are pooled over folds before computing accuracy, macro-F1, Cohen's kappa
-and per-class F1 (W, N1, N2, N3, REM). Several seeds give mean +- std.
+Outputs in `workdir`: results.{md,csv} (one row per method, the paper's Table 1 layout, mean +- std
+over seeds), results.json (every metric of every (method, seed) and the pooled confusion matrices),
+imbalance.jsonl (per step of every fold: losses, s^{a,u}, rho^{a,u}, imbalance degrees),
+imbalance.png (the paper's Fig. 4), confusion_<method>.png, metrics.jsonl, and model/ with each
+fold's best model (`<method>/seed<k>/fold<i>/best`) and the all-subjects models
+(`<method>/seed<k>/all/{best,final}`), loadable with `sleepjax.models.load`.
 
-Outputs in `workdir`:
-  results.md / results.csv    one row per method, the paper's Table 1 layout (mean +- std over seeds)
-  results.json                every metric of every (method, seed), and the pooled confusion matrices
-  imbalance.jsonl             per step: method, seed, fold, losses, s^{a,u}, rho^{a,u}, imbalance degrees
-  imbalance.png               the paper's Fig. 4: imbalance degree of G_y and G_d over training steps
-  confusion_<method>.png      pooled confusion matrix (first seed)
-  metrics.jsonl, tensorboard/ scalars via `sleepjax.train.common.MetricWriter`
-
-Every method reports the imbalance degree of the classifier: even FeatureNet's fused feature is a
-concatenation of per-channel blocks, so its G_y has modality blocks too (SleepMG Fig. 4 compares
-methods on the same footing). Methods without a domain head log NaN for the domain imbalance.
-
-The train step is pure and jitted once per model structure and shape (folds of equal size share it;
-NaiveMG, SleepMG and its G_y-only / G_d-only ablations share it too, the balance being switched by
-a traced argument): rho and the imbalance degrees are computed inside the step from the current
-head kernels and the batch's features; the GRL ratio lambda is a traced argument; dropout and
-OGM-GE noise keys are folded with the step number.
-
-Data: the whole dataset is read into memory (`SleepData`; SleepMG uses single 30-s epochs and its
-datasets hold a few thousand to ~60k of them) from every split of the TFDS dataset, then re-split by
-subject for the cross-validation; batches are gathered on the host with a seeded numpy generator
-(data order only; the step itself uses no host randomness). Single device: the SleepMG model is
-small, and CV folds are the natural unit of parallelism.
+NaiveMG, SleepMG and its G_y-only / G_d-only ablations share one compiled step (the balance is
+switched by a traced argument, as is the GRL ratio lambda); folds of equal shapes share it too.
+Data: the whole dataset in memory (`SleepData`), re-split by subject; single device.
 """
 
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import functools
-import importlib
 import json
-import os
 import pathlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from absl import logging
+from flax import nnx
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-from flax import nnx
 
 from sleepjax import losses
+from sleepjax import models as models_lib
 from sleepjax import optim
+from sleepjax.data import pipeline
 from sleepjax.data import stages
+from sleepjax.evaluation import evaluators
 from sleepjax.evaluation import metrics as metrics_lib
+from sleepjax.evaluation import plots
 from sleepjax.evaluation import report as report_lib
 from sleepjax.models import featurenet
 from sleepjax.models import sleepmg as sleepmg_lib
+from sleepjax.train import config as config_lib
+from sleepjax.train import inputs
+from sleepjax.train import loop as loop_lib
+from sleepjax.train import mesh as mesh_lib
+from sleepjax.train import state as state_lib
+from sleepjax.train import writer as writer_lib
 
 METHODS = ("featurenet", "naivemg", "ogmge", "sleepmg", "sleepmg_y_only", "sleepmg_d_only",
            "sleepmg_sgd")
@@ -82,6 +76,79 @@ METHOD_NAMES = {
     "sleepmg_sgd": "SleepMG (SGD)",
 }
 ALL_GROUP = "all"  # The single channel group of the FeatureNet baseline.
+DATA_SOURCES = ("tfds", "toy")
+FREE_FORM = ("data.toy.channels",)
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every field of a SleepMG config, with the paper's values (configs/sleepmg.py).
+
+  Data facts (SleepMG section 5.1): ISRUC-S3 (10 subjects, 8589 epochs) and MASS-SS3 (62 subjects,
+  59304 epochs) as EEG 6 / EOG 2 / EMG 1 / ECG 1 at 100 Hz in 30-s epochs of 3000 samples, which
+  FeatureNet requires.
+  """
+  c = config_lib.common("sleepmg")
+  c.methods = METHODS
+  c.dataset_label = "synthetic_psg/sleepmg"
+  c.num_devices = 1  # The model is small; folds are the natural unit of parallelism.
+  c.tensorboard = False
+
+  c.data.source = "tfds"  # "tfds" | "toy" (in-memory `make_toy_data`)
+  c.data.builder_module = "tfds_builders.synthetic_psg"
+  c.data.name = "synthetic_psg"
+  # 100 Hz, EEG 6 / EOG 2 / EMG 1 / ECG 1 per 30-s epoch: SleepMG's layout (resp is not used).
+  c.data.builder_config = "sleepmg"
+  c.data.splits = ("train", "validation", "test")  # Every split is read and re-split by subject.
+  # Order fixes the column blocks of G_y / G_d (the paper's u in {e, o, m, c}).
+  c.data.modalities = ("eeg", "eog", "emg", "ecg")
+  c.data.toy = ml_collections.ConfigDict()
+  c.data.toy.num_subjects = 4
+  c.data.toy.epochs_per_subject = 40
+  c.data.toy.channels = ml_collections.ConfigDict({"eeg": 6, "eog": 2, "emg": 1, "ecg": 1})
+  c.data.toy.seed = 0
+
+  c.model = ml_collections.ConfigDict()
+  # MSTGCN's FeatureNet is one per-channel extractor shared by the channels of a modality.
+  c.model.share_channel_weights = True
+  c.model.dropout_rate = 0.5
+  c.model.bn_momentum = 0.9  # Running-average decay (PyTorch momentum 0.1).
+
+  c.optimizer = config_lib.optimizer(name="adam", learning_rate=1e-3, b1=0.5, b2=0.999)  # SleepMG: Adam.
+  c.sgd_optimizer = config_lib.optimizer(name="sgd", learning_rate=1e-2, momentum=0.9)  # sleepmg_sgd only.
+
+  c.grl_ratio = 0.1  # lambda: 0.1 on ISRUC-S3, 1.0 on MASS-SS3 (SleepMG section 5.2).
+  c.ogm_alpha = 0.1  # OGM-GE modulation strength (Peng et al. 2022).
+  c.ogmge_domain_head = False  # OGM-GE as published has no domain discriminator.
+
+  c.num_folds = 5
+  c.val_fraction = 0.2
+  c.val_by_subject = False  # False: 20% of the training subjects' epochs (the paper).
+  c.all_subjects_model = True  # After CV, train one model on all subjects (model/<method>/seed<k>/all).
+  c.batch_size = 64  # The paper: 256 (see `large`).
+  c.eval_batch_size = 256
+  # Training length in steps. 50 passes over ~7k training epochs at batch 256 is ~1.4k steps
+  # per fold (`large`); the default is shortened for CPUs.
+  c.steps = 300
+  c.eval_every = 50
+  c.log_every = 25
+  c.plot_smoothing = 5
+  return c
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Rejects a config that cannot run, before any data is read.
+
+  Raises:
+    config_lib.ConfigError: unknown field, method or data source, or a value out of range (one line).
+  """
+  config_lib.validate_common(config, default_config(), free_form=FREE_FORM, periods=("eval_every", "num_folds"))
+  config_lib.check_subset("methods", config.methods, METHODS)
+  config_lib.check_choice("data.source", config.data.source, DATA_SOURCES)
+  config_lib.optimizer_config(config.sgd_optimizer, config.steps)
+  if config.num_folds < 2:
+    raise config_lib.ConfigError(f"config.num_folds must be >= 2, got {config.num_folds}")
+  if not 0.0 <= config.val_fraction < 1.0:
+    raise config_lib.ConfigError(f"config.val_fraction must be in [0, 1), got {config.val_fraction}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -195,16 +262,12 @@ def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
   Raises:
     ValueError: a modality is absent, or epochs are not 3000 samples (30 s at 100 Hz).
   """
-  from sleepjax.data import pipeline  # pylint: disable=g-import-not-at-top
-  if config.data.get("builder_module"):
-    importlib.import_module(config.data.builder_module)  # Registers the builder with TFDS.
   modalities = tuple(config.data.modalities)
   sig = {m: [] for m in modalities}
   stage, subject, record = [], [], []
+  sources = inputs.open_splits(config.data, config.data.splits)
   for split in config.data.splits:
-    source = pipeline.data_source(config.data.name, split, data_dir=config.data.data_dir,
-                                  config=config.data.builder_config,
-                                  manual_dir=config.data.get("manual_dir"))
+    source = sources[split]
     for i in range(len(source)):
       ex = source[i]
       for m in modalities:
@@ -234,7 +297,7 @@ def load_data(config: ml_collections.ConfigDict) -> SleepData:
                          channels=dict(toy.channels), seed=toy.seed)
   if config.data.source == "tfds":
     return load_tfds_data(config)
-  raise ValueError(f"unknown data source {config.data.source!r}; expected 'tfds' or 'toy'")
+  raise ValueError(f"unknown data source {config.data.source!r}; expected one of {DATA_SOURCES}")
 
 
 def subject_folds(subjects: Sequence[str], num_folds: int, seed: int) -> list[tuple[str, ...]]:
@@ -260,7 +323,7 @@ def split_fold(data: SleepData, test_subjects: Sequence[str], *, val_fraction: f
   subjects themselves when `val_by_subject`.
   """
   rng = np.random.default_rng(seed)
-  is_test = np.isin(data.subject, list(test_subjects))
+  is_test = np.isin(data.subject, list(test_subjects)) if len(test_subjects) else np.zeros(len(data), bool)
   rest = np.flatnonzero(~is_test)
   if val_by_subject:
     subs = sorted(set(data.subject[rest]))
@@ -274,7 +337,7 @@ def split_fold(data: SleepData, test_subjects: Sequence[str], *, val_fraction: f
 
 
 # ----------------------------------------------------------------------------------------------
-# Model, optimiser, steps.
+# Model, task.
 # ----------------------------------------------------------------------------------------------
 
 
@@ -330,134 +393,116 @@ def _ogm_ge_modulate(grads, coeff: jax.Array, key: jax.Array, modalities: Sequen
   return jax.tree_util.tree_unflatten(treedef, out)
 
 
+HEAD_KERNELS = {"y": ("head_y", "kernel"), "d": ("head_d", "kernel")}
+
+
 @dataclasses.dataclass(frozen=True)
-class StepStatic:
-  """Everything static about a method's step: hashable, so folds with equal shapes share one jit.
+class SleepMGTask(state_lib.Task):
+  """One SleepMG (or baseline) update; hashable, so folds with equal shapes share one jit.
+
+  Batch: {"signals": {modality: (B, C_u, 3000) float32 uV}, "stage": (B,) int32, "subject": (B,)
+  int32 training-subject index, "mask": (B,) bool}. Hyper-parameters (traced): "grl_ratio" ()
+  float32 lambda; "balance_on" (2,) float32 `balance_switch` (where 0, that head's rho is 1).
+  Metrics: loss, loss_y, loss_d, accuracy_y, imbalance_y, imbalance_d (), s_y, rho_y, s_d, rho_d
+  (U,) [, ogm_coeff, ogm_ratio (U,)].
 
   Attributes:
-    graphdef_train, graphdef_eval: NNX graph definitions of the model in train / eval mode.
-    spec: the method.
+    graphdef, graphdef_eval: the model's graph definitions in train / eval mode.
+    optimizer: Adam (or SGD for sleepmg_sgd).
+    spec: the method, with balance_heads widened to every head (see `init_state`).
     modalities: modality order (fixes the column blocks).
     sizes: rows 256 C_u of each modality's block in the fused feature.
-    optimizer: (kind, learning_rate, b1, b2, momentum).
     ogm_alpha: OGM-GE modulation strength.
   """
-  graphdef_train: Any
-  graphdef_eval: Any
-  spec: MethodSpec  # With balance_heads widened to every head: see `init_step_state`.
-  modalities: tuple[str, ...]
-  sizes: tuple[int, ...]
-  optimizer: tuple[str, float, float, float, float]
-  ogm_alpha: float
+  graphdef: Any
+  optimizer: optim.OptimizerConfig
+  graphdef_eval: Any = None
+  spec: MethodSpec = MethodSpec(True, True, ("y", "d"))
+  modalities: tuple[str, ...] = ()
+  sizes: tuple[int, ...] = ()
+  ogm_alpha: float = 0.1
 
-  def tx(self) -> optax.GradientTransformationExtraArgs:
-    kind, lr, b1, b2, momentum = self.optimizer
-    balance = None
-    if self.spec.balance_heads:
-      paths = {"y": ("head_y", "kernel"), "d": ("head_d", "kernel")}
-      balance = optim.modality_balance({h: paths[h] for h in self.spec.balance_heads}, self.sizes)
-    return optim.sleepmg_optimizer(kind=kind, learning_rate=lr, b1=b1, b2=b2, momentum=momentum,
-                                   balance=balance)
+  def make_tx(self):
+    balance = optim.modality_balance({h: HEAD_KERNELS[h] for h in self.spec.balance_heads}, self.sizes)
+    return optim.make_optimizer(self.optimizer, first=balance)
 
-
-def init_step_state(config: ml_collections.ConfigDict, spec: MethodSpec,
-                    model: sleepmg_lib.SleepMGModel, modalities: Sequence[str],
-                    channels: Mapping[str, int]) -> tuple[StepStatic, Any, Any, Any]:
-  """Splits `model` into (static, params, batch_stats) and initialises the optimiser state.
-
-  The balance transform is always chained, on every head the model has; which heads it actually
-  scales is the traced `balance_switch(spec)` argument of `train_step`. A switched-off head gets
-  rho = 1 exactly, and x * 1.0 == x in floating point, so NaiveMG is bit-identical to the plain
-  optimiser while sharing one compiled step with SleepMG and its G_y-only / G_d-only ablations.
-  """
-  model.train()
-  graphdef_train, params, batch_stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  model.eval()
-  graphdef_eval, _, _ = nnx.split(model, nnx.Param, nnx.BatchStat)
-  opt = config.optimizer
-  lr = opt.sgd_learning_rate if spec.optimizer == "sgd" else opt.learning_rate
-  shared = dataclasses.replace(spec, balance_heads=("y", "d") if spec.domain_head else ("y",))
-  static = StepStatic(graphdef_train, graphdef_eval, shared, tuple(modalities), block_sizes(channels),
-                      (spec.optimizer, float(lr), float(opt.b1), float(opt.b2), float(opt.momentum)),
-                      float(config.get("ogm_alpha", 0.1)))
-  return static, params, batch_stats, static.tx().init(params)
-
-
-def balance_switch(spec: MethodSpec) -> np.ndarray:
-  """(2,) float32 [G_y balanced, G_d balanced] of a method: the traced switch of `train_step`."""
-  return np.array([h in spec.balance_heads for h in ("y", "d")], np.float32)
-
-
-@functools.partial(jax.jit, static_argnums=0, donate_argnums=(1, 2, 3))
-def train_step(static: StepStatic, params, batch_stats, opt_state, batch: Mapping[str, Any],
-               step: jax.Array, key: jax.Array, grl_ratio: jax.Array, balance_on: jax.Array):
-  """One SleepMG (or baseline) update: pure; rho computed in the step; lambda traced.
-
-  Args:
-    static: the method's `StepStatic`.
-    params, batch_stats, opt_state: the train state (donated).
-    batch: {"signals": {modality: (B, C_u, 3000) float32 uV}, "stage": (B,) int32,
-      "subject": (B,) int32 training-subject index, "mask": (B,) bool}.
-    step: int step number, folded into `key` (dropout, OGM-GE noise).
-    key: the run's base PRNG key.
-    grl_ratio: () float32 lambda of the gradient reversal layer.
-    balance_on: (2,) float32 `balance_switch`: where 0, that head's rho is replaced by 1.
-
-  Returns:
-    (params, batch_stats, opt_state, metrics) with metrics: loss, loss_y, loss_d, accuracy_y,
-    imbalance_y, imbalance_d (), s_y, rho_y, s_d, rho_d (U,) [, ogm_coeff, ogm_ratio (U,)].
-  """
-  spec = static.spec
-  key = jax.random.fold_in(key, step)
-  dropout_key, noise_key = jax.random.split(key)
-  signals = _group_signals(batch["signals"], spec, static.modalities)
-
-  def loss_fn(params):
-    model = nnx.merge(static.graphdef_train, params, batch_stats, copy=True)
-    out = model(signals, grl_ratio=grl_ratio, rngs=nnx.Rngs(dropout=dropout_key))
+  def loss(self, model, batch, rng, hparams):
+    dropout_key, _ = jax.random.split(rng)
+    out = model(_group_signals(batch["signals"], self.spec, self.modalities), grl_ratio=hparams["grl_ratio"],
+                rngs=nnx.Rngs(dropout=dropout_key))
     loss_y = losses.cross_entropy(out["logits_y"], batch["stage"], mask=batch["mask"])
-    loss = loss_y
-    loss_d = jnp.zeros((), jnp.float32)
-    if spec.domain_head:
+    loss, loss_d = loss_y, jnp.zeros((), jnp.float32)
+    if self.spec.domain_head:
       loss_d = losses.cross_entropy(out["logits_d"], batch["subject"], mask=batch["mask"])
       # The GRL already reverses dL_d/df for the extractors (L = L_y - L_d for them), while G_d
       # itself descends L_d: the summed loss is the right objective for every parameter.
       loss = loss_y + loss_d
-    return loss, (out, loss_y, loss_d, nnx.state(model, nnx.BatchStat))
+    correct = (jnp.argmax(out["logits_y"], -1) == batch["stage"]) & batch["mask"]
+    metrics = {"loss_y": loss_y, "loss_d": loss_d,
+               "accuracy_y": jnp.sum(correct) / jnp.maximum(jnp.sum(batch["mask"]), 1)}
+    return loss, {"metrics": metrics, "fused": out["fused"]}
 
-  (loss, (out, loss_y, loss_d, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  feats = _split_blocks(out["fused"], static.sizes)
-  bal_y = sleepmg_lib.head_balance(feats, params["head_y"]["kernel"][...],
-                                   params["head_y"]["bias"][...], batch["stage"], mask=batch["mask"])
-  nan_u = jnp.full((len(static.sizes),), jnp.nan, jnp.float32)
-  bal_d = {"v": nan_u, "s": nan_u, "rho": nan_u, "imbalance": jnp.array(jnp.nan, jnp.float32)}
-  if spec.domain_head:
-    bal_d = sleepmg_lib.head_balance(feats, params["head_d"]["kernel"][...],
-                                     params["head_d"]["bias"][...], batch["subject"],
-                                     mask=batch["mask"])
-  correct = (jnp.argmax(out["logits_y"], -1) == batch["stage"]) & batch["mask"]
-  metrics = {"loss": loss, "loss_y": loss_y, "loss_d": loss_d,
-             "accuracy_y": jnp.sum(correct) / jnp.maximum(jnp.sum(batch["mask"]), 1),
-             "imbalance_y": bal_y["imbalance"], "imbalance_d": bal_d["imbalance"],
-             "s_y": bal_y["s"], "rho_y": bal_y["rho"], "s_d": bal_d["s"], "rho_d": bal_d["rho"]}
-  if spec.ogm_ge:
-    coeff, ratio = sleepmg_lib.ogm_ge_coefficients(bal_y["v"], static.ogm_alpha)
-    grads = _ogm_ge_modulate(grads, coeff, noise_key, static.modalities)
-    metrics["ogm_coeff"] = coeff
-    metrics["ogm_ratio"] = ratio
-  rho = {"y": jnp.where(balance_on[0] > 0, bal_y["rho"], 1.0)}
-  if spec.domain_head:
-    rho["d"] = jnp.where(balance_on[1] > 0, bal_d["rho"], 1.0)
-  updates, opt_state = static.tx().update(grads, opt_state, params, rho=rho)
-  params = optax.apply_updates(params, updates)
-  return params, new_stats, opt_state, metrics
+  def update_gradients(self, grads, params, batch, aux, rng, hparams):
+    _, noise_key = jax.random.split(rng)
+    feats = _split_blocks(aux["fused"], self.sizes)
+    bal_y = sleepmg_lib.head_balance(feats, params["head_y"]["kernel"][...], params["head_y"]["bias"][...],
+                                     batch["stage"], mask=batch["mask"])
+    nan_u = jnp.full((len(self.sizes),), jnp.nan, jnp.float32)
+    bal_d = {"v": nan_u, "s": nan_u, "rho": nan_u, "imbalance": jnp.array(jnp.nan, jnp.float32)}
+    if self.spec.domain_head:
+      bal_d = sleepmg_lib.head_balance(feats, params["head_d"]["kernel"][...], params["head_d"]["bias"][...],
+                                       batch["subject"], mask=batch["mask"])
+    metrics = {"imbalance_y": bal_y["imbalance"], "imbalance_d": bal_d["imbalance"],
+               "s_y": bal_y["s"], "rho_y": bal_y["rho"], "s_d": bal_d["s"], "rho_d": bal_d["rho"]}
+    if self.spec.ogm_ge:
+      coeff, ratio = sleepmg_lib.ogm_ge_coefficients(bal_y["v"], self.ogm_alpha)
+      grads = _ogm_ge_modulate(grads, coeff, noise_key, self.modalities)
+      metrics["ogm_coeff"] = coeff
+      metrics["ogm_ratio"] = ratio
+    on = hparams["balance_on"]
+    rho = {"y": jnp.where(on[0] > 0, bal_y["rho"], 1.0)}
+    if self.spec.domain_head:
+      rho["d"] = jnp.where(on[1] > 0, bal_d["rho"], 1.0)
+    return grads, {"rho": rho}, metrics
+
+  def predict_batch(self, model, batch):
+    """{"logits": (B, 5) stage logits of G_y}; `model` in eval mode (see `eval_model`)."""
+    return {"logits": model(_group_signals(batch["signals"], self.spec, self.modalities))["logits_y"]}
+
+  def eval_model(self, state: Mapping[str, Any]) -> nnx.Module:
+    """The model of a train state (or host copy) in eval mode (running BatchNorm statistics, no dropout)."""
+    return nnx.merge(self.graphdef_eval, state["params"], state["model_state"])
 
 
-@functools.partial(jax.jit, static_argnums=0)
-def predict(static: StepStatic, params, batch_stats, signals: Mapping[str, jax.Array]) -> jax.Array:
-  """(B, 5) stage logits of G_y in eval mode (running BatchNorm statistics, no dropout)."""
-  model = nnx.merge(static.graphdef_eval, params, batch_stats, copy=True)
-  return model(_group_signals(signals, static.spec, static.modalities))["logits_y"]
+def init_state(config: ml_collections.ConfigDict, spec: MethodSpec, model: sleepmg_lib.SleepMGModel,
+               modalities: Sequence[str], channels: Mapping[str, int], *, key: jax.Array) -> tuple[SleepMGTask, dict]:
+  """(task, train state) of a fresh model; `key` is the run's base key (RBG: fast to compile on CPU).
+
+  The balance transform is always chained, on every head the model has; which heads it actually
+  scales is the traced `balance_switch(spec)`. A switched-off head gets rho = 1 exactly, and
+  x * 1.0 == x in floating point, so NaiveMG is bit-identical to the plain optimiser while
+  sharing one compiled step with SleepMG and its G_y-only / G_d-only ablations.
+  """
+  block = config.sgd_optimizer if spec.optimizer == "sgd" else config.optimizer
+  opt = config_lib.optimizer_config(block, config.steps)
+  shared = dataclasses.replace(spec, balance_heads=("y", "d") if spec.domain_head else ("y",))
+  model.eval()
+  graphdef_eval = nnx.graphdef(model)
+  model.train()
+  task = SleepMGTask(nnx.graphdef(model), opt, graphdef_eval, shared, tuple(modalities), block_sizes(channels),
+                     float(config.ogm_alpha))
+  _, state = state_lib.init_state(model, task.make_tx(), key)
+  return task, state
+
+
+def balance_switch(spec: MethodSpec) -> np.ndarray:
+  """(2,) float32 [G_y balanced, G_d balanced] of a method: the traced switch of the step."""
+  return np.array([h in spec.balance_heads for h in ("y", "d")], np.float32)
+
+
+def hparams(config: ml_collections.ConfigDict, spec: MethodSpec) -> dict[str, np.ndarray]:
+  """The step's traced hyper-parameters: the GRL ratio and the balance switch."""
+  return {"grl_ratio": np.float32(config.grl_ratio), "balance_on": balance_switch(spec)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,116 +524,145 @@ def _batch(data: SleepData, idx: np.ndarray, modalities: Sequence[str], *, batch
           "stage": data.stage[full], "subject": subject, "mask": mask}
 
 
-def _train_batches(n: int, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-  """Shuffled passes over range(n), full batches only (a pass shorter than a batch is resampled)."""
-  while True:
-    order = rng.permutation(n)
-    if n < batch_size:
-      yield rng.choice(n, batch_size, replace=True)
-      continue
-    for i in range(0, n - batch_size + 1, batch_size):
-      yield order[i:i + batch_size]
+def stage_evaluator(task: SleepMGTask, data: SleepData, idx: np.ndarray, batch_size: int) -> evaluators.Classification:
+  """A `Classification` evaluator of the epochs `idx` (stages W..REM), in order."""
+  def batches():
+    for i in range(0, idx.size, batch_size):
+      chunk = idx[i:i + batch_size]
+      b = _batch(data, chunk, task.modalities, batch_size=batch_size)
+      yield {"signals": b["signals"], "label": b["stage"], "valid": b["mask"]}
+  return evaluators.Classification(batches, task.predict_batch, stages.STAGE_NAMES, inputs=("signals",))
 
 
-def predict_indices(static: StepStatic, params, batch_stats, data: SleepData, idx: np.ndarray,
-                    batch_size: int) -> np.ndarray:
-  """Predicted stages (argmax of G_y) of epochs `idx`, in order."""
-  preds = []
-  for i in range(0, idx.size, batch_size):
-    chunk = idx[i:i + batch_size]
-    batch = _batch(data, chunk, static.modalities, batch_size=batch_size)
-    logits = predict(static, params, batch_stats, batch["signals"])
-    preds.append(np.asarray(jnp.argmax(logits, -1))[:chunk.size])
-  return np.concatenate(preds) if preds else np.zeros(0, np.int32)
+def predict_stages(task: SleepMGTask, model: nnx.Module, data: SleepData, idx: np.ndarray, batch_size: int) -> np.ndarray:
+  """Predicted stages (argmax of G_y) of epochs `idx`, in order; `model` in eval mode."""
+  if idx.size == 0:
+    return np.zeros(0, np.int64)
+  return stage_evaluator(task, data, idx, batch_size).predict(model)["logits"].argmax(-1)
 
 
-def _host_copy(tree):
-  return jax.tree.map(lambda x: np.array(x), jax.device_get(tree))
+def saved_model_stages(model: nnx.Module, info: Mapping[str, Any], data: SleepData, idx: np.ndarray,
+                       batch_size: int = 256) -> np.ndarray:
+  """Predicted stages of epochs `idx` by a saved SleepMG model (`sleepjax.models.load`).
+
+  Args:
+    model: the loaded `SleepMGModel` (eval mode).
+    info: its `sleepjax.models.load_info` (the metadata gives the modality order and grouping).
+    data: epochs holding at least the model's modalities.
+    idx: (N,) epoch indices.
+    batch_size: epochs per forward pass.
+
+  Returns:
+    (N,) int stages (W=0..REM=4).
+  """
+  meta = info["metadata"]
+  spec = MethodSpec(per_modality=meta["grouping"] != ALL_GROUP, domain_head=False, balance_heads=())
+  task = SleepMGTask(None, None, spec=spec, modalities=tuple(meta["data"]["modalities"]))
+  return predict_stages(task, model, data, np.asarray(idx), batch_size)
 
 
 def train_fold(config: ml_collections.ConfigDict, method: str, data: SleepData,
-               split: Mapping[str, np.ndarray], *, seed: int, fold: int,
+               split: Mapping[str, np.ndarray], *, seed: int, fold: int | str,
                log_rows: list[dict[str, Any]] | None = None, writer=None) -> dict[str, Any]:
-  """Trains one method on one fold and tests the best-validation parameters.
+  """Trains one method on one fold and tests the best-validation model.
 
   Args:
     config: the SleepMG config.
     method: one of METHODS.
     data: the in-memory dataset.
-    split: {"train", "validation", "test"} epoch indices (`split_fold`).
+    split: {"train", "validation", "test"} epoch indices (`split_fold`; test may be empty).
     seed: run seed (parameter init, data order, dropout and noise keys).
-    fold: fold number (logging and key folding).
+    fold: fold number, or "all" for the model trained on every subject (logging, key folding).
     log_rows: if given, per-step metric rows are appended (method, seed, fold, step, ...).
     writer: optional `MetricWriter` for scalars.
 
   Returns:
     {"y_true": (N_test,), "y_pred": (N_test,), "best_step": int, "best_val_accuracy": float,
-     "steps": int}.
+     "steps": int, "task", "best": eval-mode best model, "final": eval-mode final model,
+     "num_domains": int}.
   """
   spec = method_spec(method, config)
   modalities = tuple(config.data.modalities)
   channels = {m: data.channels[m] for m in modalities}
   train_subjects = sorted(set(data.subject[split["train"]]))
   domain_index = {s: i for i, s in enumerate(train_subjects)}
-  run_seed = seed * 1000 + fold
+  fold_index = config.num_folds if fold == "all" else int(fold)
+  run_seed = seed * 1000 + fold_index
   model = build_model(config, spec, channels, len(train_subjects), run_seed)
-  static, params, batch_stats, opt_state = init_step_state(config, spec, model, modalities, channels)
   # RBG keys: XLA's RngBitGenerator compiles much faster on CPU than unrolled threefry, and the
   # keys only drive dropout masks and OGM-GE noise.
-  key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), fold)
-  grl_ratio = jnp.asarray(config.grl_ratio, jnp.float32)
-  switch = balance_switch(spec)
+  key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), fold_index)
+  task, state = init_state(config, spec, model, modalities, channels, key=key)
+  mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
+  state = jax.device_put(state, mesh_lib.state_sharding(state, mesh))
   rng = np.random.default_rng(run_seed)
-  batches = _train_batches(split["train"].size, config.batch_size, rng)
-  steps = int(config.steps)
-  eval_every = max(1, int(config.eval_every))
-  best = {"accuracy": -1.0, "step": -1, "state": None}
-  pending = []
+  train_idx = split["train"]
 
-  def flush():
-    rows = jax.device_get(pending)
+  def batches():
+    for idx in inputs.index_batches(train_idx.size, config.batch_size, rng):
+      yield _batch(data, train_idx[idx], modalities, batch_size=config.batch_size, domain_index=domain_index)
+
+  def on_log(rows):
+    if log_rows is None:
+      return
     for step, m in rows:
-      row = {"method": method, "seed": seed, "fold": fold, "step": int(step)}
+      row = {"method": method, "seed": seed, "fold": fold, "step": int(step) - 1}
       for k, v in m.items():
         v = np.asarray(v)
         row[k] = float(v) if v.ndim == 0 else [float(x) for x in v]
-      if log_rows is not None:
-        log_rows.append(row)
-      if writer is not None:
-        writer.write_scalars(step, {f"train/{method}/seed{seed}/fold{fold}/{k}": v
-                                    for k, v in row.items() if isinstance(v, float)})
-    pending.clear()
+      log_rows.append(row)
 
-  for step in range(steps):
-    idx = split["train"][next(batches)]
-    batch = _batch(data, idx, modalities, batch_size=config.batch_size, domain_index=domain_index)
-    params, batch_stats, opt_state, m = train_step(static, params, batch_stats, opt_state, batch,
-                                                   np.int32(step), key, grl_ratio, switch)
-    pending.append((step, m))
-    if (step + 1) % config.log_every == 0 or step + 1 == steps:
-      flush()
-    if (step + 1) % eval_every == 0 or step + 1 == steps:
-      val_idx = split["validation"] if split["validation"].size else split["train"]
-      pred = predict_indices(static, params, batch_stats, data, val_idx, config.eval_batch_size)
-      acc = float(np.mean(pred == data.stage[val_idx]))
-      if acc > best["accuracy"]:
-        # Host copies: the device buffers are donated to the next step.
-        best = {"accuracy": acc, "step": step + 1, "state": _host_copy((params, batch_stats))}
-  best_params, best_stats = best["state"]
-  y_pred = predict_indices(static, best_params, best_stats, data, split["test"],
-                           config.eval_batch_size)
-  return {"y_true": data.stage[split["test"]], "y_pred": y_pred, "best_step": best["step"],
-          "best_val_accuracy": best["accuracy"], "steps": steps}
+  val_idx = split["validation"] if split["validation"].size else split["train"]
+  validation = stage_evaluator(task, data, val_idx, config.eval_batch_size)
+
+  def evaluate(state):
+    pred = validation.predict(task.eval_model(state))
+    return {"validation/accuracy": float(np.mean(pred["logits"].argmax(-1) == pred["label"]))}
+
+  result = loop_lib.train(
+      state, state_lib.make_train_step(task, mesh, state), batches(), steps=int(config.steps),
+      log_every=config.log_every, to_device=functools.partial(mesh_lib.global_batch, mesh=mesh),
+      hparams=hparams(config, spec), writer=writer, prefix=f"{method}/seed{seed}/fold{fold}/", on_log=on_log,
+      evaluate=evaluate, eval_every=config.eval_every, select=("validation/accuracy", "max"),
+      progress=config.progress_bar, desc=f"{method} seed {seed} fold {fold}")
+  best = task.eval_model(result.best_or_final())
+  y_pred = predict_stages(task, best, data, split["test"], config.eval_batch_size)
+  return {"y_true": data.stage[split["test"]], "y_pred": y_pred, "best_step": result.best_step,
+          "best_val_accuracy": result.best_metric, "steps": result.steps, "task": task, "best": best,
+          "final": task.eval_model(result.state), "num_domains": len(train_subjects)}
+
+
+def model_metadata(config, data: SleepData, method: str, seed: int, fold, run: Mapping[str, Any],
+                   test_subjects: Sequence[str]) -> dict[str, Any]:
+  """What a user of a saved SleepMG model needs: its input layout and the run that made it."""
+  return {"task": "sleepmg", "method": method, "seed": int(seed), "fold": fold,
+          "test_subjects": list(test_subjects), "best_step": run["best_step"],
+          "best_validation_accuracy": run["best_val_accuracy"],
+          "data": {"name": config.data.name if config.data.source == "tfds" else "toy",
+                   "builder_config": config.data.builder_config if config.data.source == "tfds" else None,
+                   "modalities": list(config.data.modalities),
+                   "channels": {m: int(data.channels[m]) for m in config.data.modalities},
+                   "sfreq": 100.0, "epoch_s": 30.0, "units": "uV"},
+          # The stage logits are G_y of the model's output dict: model(signals)["logits_y"].
+          "output": "logits_y", "grouping": "per_modality" if method_spec(method, config).per_modality else ALL_GROUP}
+
+
+def _save(workdir, name: str, model, metadata, description: str, *, default: bool = False) -> None:
+  models_lib.save(model, pathlib.Path(workdir) / "model" / name, label_names=stages.STAGE_NAMES, metadata=metadata)
+  models_lib.saving.register(workdir, name, {"description": description, "step": metadata.get("best_step")},
+                             default=default)
 
 
 def run_method(config: ml_collections.ConfigDict, method: str, data: SleepData, *, seed: int,
-               log_rows: list[dict[str, Any]] | None = None, writer=None) -> dict[str, Any]:
+               log_rows: list[dict[str, Any]] | None = None, writer=None, workdir=None) -> dict[str, Any]:
   """Subject-wise k-fold CV of one method and seed; metrics on predictions pooled over folds.
+
+  With `workdir`, each fold's best model is saved to `model/<method>/seed<seed>/fold<k>/best`.
 
   Returns:
     {"metrics": `metrics.summarize` dict (accuracy, macro_f1, kappa, f1/W..f1/REM, ...),
-     "confusion": (5, 5) int counts, "folds": per-fold {"test_subjects", "accuracy", "best_step"},
-     "y_true", "y_pred": pooled test stages (lists, fold order)}.
+     "confusion": (5, 5) int counts, "folds": per-fold {"test_subjects", "accuracy", "best_step",
+     "model"}, "y_true", "y_pred": pooled test stages (lists, fold order)}.
   """
   folds = subject_folds(data.subject, config.num_folds, seed)
   cm = metrics_lib.ConfusionMatrix(stages.NUM_STAGES)
@@ -600,14 +674,38 @@ def run_method(config: ml_collections.ConfigDict, method: str, data: SleepData, 
     cm.add(res["y_true"], res["y_pred"])
     y_true.append(res["y_true"])
     y_pred.append(res["y_pred"])
+    name = f"{method}/seed{seed}/fold{k}/best"
     fold_info.append({"test_subjects": list(test_subjects), "best_step": res["best_step"],
                       "best_val_accuracy": res["best_val_accuracy"],
-                      "accuracy": float(np.mean(res["y_true"] == res["y_pred"]))})
+                      "accuracy": float(np.mean(res["y_true"] == res["y_pred"])), "model": f"model/{name}"})
+    if workdir is not None:
+      _save(workdir, name, res["best"], model_metadata(config, data, method, seed, k, res, test_subjects),
+            f"{METHOD_NAMES.get(method, method)} seed {seed}, fold {k}: best validation accuracy; "
+            f"test subjects {', '.join(test_subjects)}")
     logging.info("%s seed %d fold %d: test accuracy %.4f (best val step %d)", method, seed, k,
                  fold_info[-1]["accuracy"], res["best_step"])
   return {"metrics": metrics_lib.summarize(cm, stages.STAGE_NAMES), "confusion": cm.matrix.tolist(),
           "folds": fold_info, "y_true": np.concatenate(y_true).tolist(),
           "y_pred": np.concatenate(y_pred).tolist()}
+
+
+def train_all_subjects(config: ml_collections.ConfigDict, method: str, data: SleepData, *, seed: int,
+                       workdir) -> dict[str, Any]:
+  """Trains one model on every subject (validation split as in the folds) and saves best and final.
+
+  This is the model to apply to new recordings: `model/<method>/seed<seed>/all/{best,final}`.
+  """
+  split = split_fold(data, (), val_fraction=config.val_fraction, val_by_subject=config.val_by_subject,
+                     seed=seed * 1000 + config.num_folds)
+  res = train_fold(config, method, data, split, seed=seed, fold="all")
+  name = f"{method}/seed{seed}/all"
+  meta = model_metadata(config, data, method, seed, "all", res, ())
+  default = method == config.methods[0] and seed == config.seeds[0]
+  _save(workdir, f"{name}/best", res["best"], meta,
+        f"{METHOD_NAMES.get(method, method)} seed {seed}, all subjects: best validation accuracy", default=default)
+  _save(workdir, f"{name}/final", res["final"], {**meta, "best_step": res["steps"]},
+        f"{METHOD_NAMES.get(method, method)} seed {seed}, all subjects: after the last step")
+  return res
 
 
 # ----------------------------------------------------------------------------------------------
@@ -618,7 +716,7 @@ TABLE_COLUMNS = (("Accuracy", "accuracy"), ("Macro F1", "macro_f1"), ("Kappa", "
                  ("Wake", "f1/W"), ("N1", "f1/N1"), ("N2", "f1/N2"), ("N3", "f1/N3"), ("REM", "f1/REM"))
 
 
-def results_table(results: Mapping[str, Sequence[Mapping[str, float]]], dataset: str) -> tuple[str, list[list[str]]]:
+def results_rows(results: Mapping[str, Sequence[Mapping[str, float]]], dataset: str) -> list[dict[str, Any]]:
   """The paper's Table 1 layout: one row per method, overall results then F1 per stage.
 
   Args:
@@ -626,82 +724,30 @@ def results_table(results: Mapping[str, Sequence[Mapping[str, float]]], dataset:
     dataset: dataset label for the first column.
 
   Returns:
-    (Markdown text, CSV rows including the header). Cells are "mean ± std" over seeds (just the
-    mean for one seed).
+    Rows {"Dataset", "Method", "Accuracy", ..., "REM", "Seeds"} with "mean ± std" cells over seeds
+    (just the mean for one seed).
   """
-  header = ["Dataset", "Method"] + [c for c, _ in TABLE_COLUMNS] + ["Seeds"]
-  md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-  rows = [header]
-  for method, runs in results.items():
-    stats = metrics_lib.mean_std(list(runs))
-    cells = [metrics_lib.format_mean_std(stats[k], ".4f") if k in stats else "n/a"
-             for _, k in TABLE_COLUMNS]
-    row = [dataset, METHOD_NAMES.get(method, method)] + cells + [str(len(runs))]
-    rows.append(row)
-    md.append("| " + " | ".join(row) + " |")
-  return "\n".join(md) + "\n", rows
+  rows = report_lib.mean_std_rows({METHOD_NAMES.get(m, m): runs for m, runs in results.items()},
+                                  [k for _, k in TABLE_COLUMNS], label="Method")
+  return [{"Dataset": dataset, "Method": r["Method"], **{c: r[k] for c, k in TABLE_COLUMNS}, "Seeds": r["n_runs"]}
+          for r in rows]
 
 
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
-  if width <= 1 or x.size < width:
-    return x
-  return np.convolve(x, np.ones(width) / width, mode="valid")
-
-
-def plot_imbalance(log_rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *,
-                   seed: int, fold: int = 0, smooth: int = 1) -> None:
-  """SleepMG Fig. 4: imbalance degree sum_u (s^{a,u} - 1/U)^2 of G_y (a) and G_d (b) per step."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+def imbalance_curves(log_rows: Sequence[Mapping[str, Any]], *, seed: int, fold: int = 0) -> dict:
+  """{method label: {"imbalance_y" / "imbalance_d": (steps, degrees)}} of one seed and fold (Fig. 4)."""
   by_method = collections.defaultdict(list)
   for r in log_rows:
     if r["seed"] == seed and r["fold"] == fold:
       by_method[r["method"]].append(r)
-  for index, (method, rows) in enumerate(by_method.items()):
+  curves = {}
+  for method, rows in by_method.items():
     rows = sorted(rows, key=lambda r: r["step"])
     steps = np.array([r["step"] for r in rows])
-    for ax, key in zip(axes, ("imbalance_y", "imbalance_d")):
-      # None: a strict-JSON null read back from imbalance.jsonl (no such head).
-      y = np.array([np.nan if r[key] is None else r[key] for r in rows], np.float64)
-      if np.all(np.isnan(y)):
-        continue
-      ys = _moving_average(y, smooth)
-      # One colour per method in both panels.
-      ax.plot(steps[len(steps) - ys.size:], ys, color=f"C{index % 10}", label=METHOD_NAMES.get(method, method))
-  for ax, title in zip(axes, ("(a) Classification", "(b) Domain discrimination")):
-    ax.set_title(title)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("modal imbalance degree")
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
-
-
-def plot_confusion(cm: np.ndarray, path: str | os.PathLike, title: str) -> None:
-  """Row-normalised confusion matrix (true stage x predicted stage) with counts."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  cm = np.asarray(cm)
-  norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-  fig, ax = plt.subplots(figsize=(4.5, 4))
-  ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-  for i in range(cm.shape[0]):
-    for j in range(cm.shape[1]):
-      ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
-              color="white" if norm[i, j] > 0.5 else "black")
-  ax.set_xticks(range(len(stages.STAGE_NAMES)), stages.STAGE_NAMES)
-  ax.set_yticks(range(len(stages.STAGE_NAMES)), stages.STAGE_NAMES)
-  ax.set_xlabel("predicted")
-  ax.set_ylabel("scored (AASM)")
-  ax.set_title(title)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+    # None: a strict-JSON null read back from imbalance.jsonl (no such head).
+    curves[METHOD_NAMES.get(method, method)] = {
+        key: (steps, np.array([np.nan if r[key] is None else r[key] for r in rows], np.float64))
+        for key in ("imbalance_y", "imbalance_d")}
+  return curves
 
 
 def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_rows, new_rows) -> str:
@@ -713,15 +759,13 @@ def _write_reports(work: pathlib.Path, config, label: str, results, runs, log_ro
     for row in new_rows:
       # Methods without a domain head log NaN for it; strict JSON readers need null.
       f.write(json.dumps(report_lib.jsonable(row), allow_nan=False) + "\n")
-  plot_imbalance(log_rows, work / "imbalance.png", seed=int(config.seeds[0]),
-                 smooth=int(config.get("plot_smoothing", 1)))
-  table, rows = results_table(results, label)
-  (work / "results.md").write_text(table, encoding="utf-8")
-  with open(work / "results.csv", "w", newline="", encoding="utf-8") as f:
-    csv.writer(f).writerows(rows)
-  with open(work / "results.json", "w", encoding="utf-8") as f:
-    json.dump({"config": config.to_dict(), "runs": runs}, f, indent=1, default=str)
-  return table
+  plots.imbalance(imbalance_curves(log_rows, seed=int(config.seeds[0])), work / "imbalance.png",
+                  smooth=int(config.plot_smoothing))
+  rows = results_rows(results, label)
+  paths = report_lib.write_results(work, "results", rows, floatfmt=".4f")
+  with open(paths["json"], "w", encoding="utf-8") as f:
+    json.dump(report_lib.jsonable({"config": config.to_dict(), "table": rows, "runs": runs}), f, indent=1, default=str)
+  return paths["md"].read_text(encoding="utf-8")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
@@ -737,18 +781,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     {"results": {method: [metrics per seed]}, "table": Markdown text, "runs": full records}.
 
   Raises:
-    ValueError: unknown method or data source, too few subjects for the folds.
+    config_lib.ConfigError: the config cannot run (before any data is read).
+    ValueError: too few subjects for the folds.
   """
-  from sleepjax.train import common  # pylint: disable=g-import-not-at-top
-  for method in config.methods:
-    method_spec(method, config)  # Fail before any data is read.
+  validate_config(config)
   work = pathlib.Path(workdir)
   work.mkdir(parents=True, exist_ok=True)
+  (work / "config.json").write_text(config.to_json_best_effort(indent=2), encoding="utf-8")
   if data is None:
     data = load_data(config)
   logging.info("SleepMG data: %d epochs, %d subjects, channels %s", len(data),
                len(set(data.subject)), data.channels)
-  writer = common.MetricWriter(work, tensorboard=config.get("tensorboard", False))
   log_rows: list[dict[str, Any]] = []
   results: dict[str, list[dict[str, float]]] = {}
   runs = []
@@ -756,21 +799,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   table = ""
   n_logged = 0
   (work / "imbalance.jsonl").write_text("", encoding="utf-8")  # Appended per (method, seed) below.
-  try:
+  with writer_lib.MetricWriter(work, tensorboard=config.tensorboard) as writer:
     for method in config.methods:
       for seed in config.seeds:
-        out = run_method(config, method, data, seed=int(seed), log_rows=log_rows, writer=writer)
+        out = run_method(config, method, data, seed=int(seed), log_rows=log_rows, writer=writer, workdir=work)
+        if config.all_subjects_model:
+          train_all_subjects(config, method, data, seed=int(seed), workdir=work)
         results.setdefault(method, []).append(out["metrics"])
         runs.append({"method": method, "seed": int(seed), **out})
         if seed == config.seeds[0]:
-          plot_confusion(np.asarray(out["confusion"]), work / f"confusion_{method}.png",
-                         f"{METHOD_NAMES.get(method, method)} (pooled over folds)")
+          plots.confusion_matrix(np.asarray(out["confusion"]), stages.STAGE_NAMES, work / f"confusion_{method}.png",
+                                 title=f"{METHOD_NAMES.get(method, method)} (pooled over folds)")
         # Reports are rewritten after every (method, seed): an interrupted multi-hour run keeps
         # the table of everything finished so far.
         table = _write_reports(work, config, label, results, runs, log_rows, log_rows[n_logged:])
         n_logged = len(log_rows)
-  finally:
-    writer.close()
   print(f"\nSubject-wise cross-validation, metrics pooled over folds ({work / 'results.md'}):\n{table}",
         flush=True)
   return {"results": results, "table": table, "runs": runs}

@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 from sleepjax.data.stages import STAGE_NAMES
 from sleepjax.evaluation import metrics
 from sleepjax.evaluation import probe
+from sleepjax.evaluation import plots
 from sleepjax.evaluation import report
 
 
@@ -191,8 +192,8 @@ def test_write_results_round_trip(tmp_path):
 
 def test_plot_confusion_writes_png(tmp_path):
   cm = metrics.confusion_matrix(np.arange(50) % 5, (np.arange(50) * 3) % 5, 5)
-  path = report.plot_confusion(cm, STAGE_NAMES, tmp_path / "plots" / "cm.png", title="fold 1")
+  path = plots.confusion_matrix(cm, STAGE_NAMES, tmp_path / "plots" / "cm.png", title="fold 1")
   assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-  report.plot_confusion(np.zeros((5, 5), int), STAGE_NAMES, tmp_path / "empty.png", normalize=True)
+  plots.confusion_matrix(np.zeros((5, 5), int), STAGE_NAMES, tmp_path / "empty.png", normalize=True)
   with pytest.raises(ValueError, match="class names"):
-    report.plot_confusion(cm, ["W"], tmp_path / "bad.png")
+    plots.confusion_matrix(cm, ["W"], tmp_path / "bad.png")

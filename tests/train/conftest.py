@@ -50,7 +50,7 @@ def tiny_pretrain_config(**overrides):
   from configs import pretrain as pretrain_config  # pylint: disable=g-import-not-at-top
   c = pretrain_config.get_config("tiny")
   c.unlock()
-  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32,
+  c.model.encoder.update({"patch_size": 32, "embed_dim": 16, "num_heads": 2, "pooling_heads": 2, "ff_dim": 32,
                           "num_layers": 1, "tokenizer_widths": (4, 8, 8, 8, 8, 8),
                           "channel_encoding": True})
   c.data.window_epochs = 2
@@ -64,7 +64,8 @@ def tiny_pretrain_config(**overrides):
 
 
 # The compile-in-seconds encoder of the fine-tuning tests (single- and multilabel).
-TINY_TRANSFER_ENCODER = {"patch_size": 32, "embed_dim": 16, "num_heads": 2, "ff_dim": 32, "num_layers": 1,
+TINY_TRANSFER_ENCODER = {"patch_size": 32, "embed_dim": 16, "num_heads": 2, "pooling_heads": 2, "ff_dim": 32,
+                         "num_layers": 1,
                          "tokenizer_widths": (4, 8, 8, 8, 8, 8), "channel_encoding": False, "window_s": 2.0}
 
 

@@ -19,8 +19,11 @@ from sklearn import metrics as sk_metrics
 from configs import transfer as transfer_config
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
+from sleepjax.evaluation import evaluators
 from sleepjax.train import finetune
+from sleepjax.train import mesh as mesh_lib
 from sleepjax.train import pretrain
+from sleepjax.train import state as state_lib
 from tests.train.conftest import TINY_TRANSFER_ENCODER
 from tests.train.conftest import apply_overrides
 
@@ -67,7 +70,11 @@ def _config(**overrides):
 
 
 def _leaves(tree):
-  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree))]
+  return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(tree)) if not state_lib.is_key(x)]
+
+
+def _step_fn(task, state):
+  return state_lib.make_train_step(task, mesh_lib.make_data_mesh(1), state)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,10 +138,11 @@ def test_step_learns_one_batch_and_is_deterministic(sources):
   batch = next(dpipe.batches(data["train"], 16, shuffle=True, seed=0, drop_remainder=True))
   final = []
   for _ in range(2):
-    static, state = finetune.init_state(config, enc, len(names), strategy="scratch", seed=0)
+    task, state = finetune.init_state(config, enc, len(names), strategy="scratch", seed=0)
+    step = _step_fn(task, state)
     loss = []
     for _ in range(25):
-      state, m = finetune._jit_train_step(static, state, batch)
+      state, m = step(state, batch)
       loss.append(float(m["loss"]))
     final.append(_leaves(state["params"]))
   assert loss[-1] < 0.5 * loss[0], loss[::5]
@@ -143,7 +151,7 @@ def test_step_learns_one_batch_and_is_deterministic(sources):
 
 
 def test_train_one_beats_chance_and_metrics_match_sklearn(sources):
-  config = _config(**{"max_steps": 60, "eval_every": 20, "patience": 3})
+  config = _config(**{"steps": 60, "eval_every": 20, "patience": 3})
   enc = finetune.encoder_config_for(config, False, None)
   data, names = finetune.load_data(config, enc, sources)
   run = finetune.train_one(config, data, names, enc, strategy="scratch", seed=0)
@@ -164,7 +172,7 @@ def test_binary_balanced_accuracy_is_mean_recall():
   y = np.array([0] * 9 + [1])
   logits = np.tile([[2.0, 0.0]], (10, 1))
   logits[0] = [0.0, 1.0]  # A false positive ranked above the positive: AUROC < 1.
-  m = finetune.classification_metrics(y, logits, ["a", "b"])
+  m = evaluators.classification_metrics(y, logits, ["a", "b"])
   assert m["balanced_accuracy"] == pytest.approx(sk_metrics.balanced_accuracy_score(y, logits.argmax(-1)))
   scores = np.asarray(jax.nn.softmax(logits, axis=-1))[:, 1]
   assert m["auroc"] == pytest.approx(sk_metrics.roc_auc_score(y, scores))
@@ -176,21 +184,18 @@ def pretrain_workdir(tmp_path_factory):
   c = tiny_pretrain_config(steps=3, checkpoint_every=3, log_every=3)
   workdir = tmp_path_factory.mktemp("pretrain")
   _, state, _ = pretrain.train(c, str(workdir), train_source=fake_source())
-  # A pretraining run's own config, as a workdir would keep it: records which data it saw.
-  (workdir / "config.json").write_text(c.to_json())
   return workdir, nnx.to_pure_dict(jax.device_get(state["params"]))["encoder"]
 
 
 def test_pretrained_encoder_restored_exactly_and_frozen_stays_bit_identical(sources, pretrain_workdir):
   workdir, encoder_params = pretrain_workdir
-  config = _config(**{"pretrained_workdir": str(workdir), "max_steps": 4, "eval_every": 2})
+  config = _config(**{"pretrained_workdir": str(workdir), "steps": 4, "eval_every": 2})
   pre = finetune.load_pretrained(config, "eeg")
-  assert pre.step == 3 and pre.group == "bas" and pre.checkpoint.endswith("checkpoints/3")
+  assert pre.step == 3 and pre.group == "bas" and pre.model_path.endswith("model/final")
   assert pre.data.startswith("synthetic_psg/tiny")
   enc = finetune.encoder_config_for(config, True, pre)
   assert enc.embed_dim == 16 and enc.patch_size == 32 and enc.channel_encoding
-  static, state = finetune.init_state(config, enc, 3, strategy="frozen", seed=5)
-  state = finetune.load_encoder_into(state, pre)
+  task, state = finetune.init_state(config, enc, 3, strategy="frozen", seed=5, pretrained=pre)
   loaded = nnx.to_pure_dict(state["params"])["encoder"]
   flat_ref = jax.tree_util.tree_flatten_with_path(encoder_params)[0]
   flat_got = dict(jax.tree_util.tree_flatten_with_path(loaded)[0])
@@ -199,54 +204,58 @@ def test_pretrained_encoder_restored_exactly_and_frozen_stays_bit_identical(sour
     np.testing.assert_array_equal(np.asarray(flat_got[path]), np.asarray(ref), err_msg=str(path))
 
   before_enc = _leaves(nnx.to_pure_dict(state["params"])["encoder"])
-  before_stats = _leaves(state["batch_stats"])
+  batch_stats = lambda st: _leaves(nnx.state(state_lib.model_from_state(task.graphdef, st), nnx.BatchStat))
+  before_stats = batch_stats(state)
+  assert before_stats
   before_head = _leaves(nnx.to_pure_dict(state["params"])["head"])
   data, _ = finetune.load_data(config, enc, sources)
   batch = next(dpipe.batches(data["train"], 8, shuffle=True, seed=0, drop_remainder=True))
+  step = _step_fn(task, state)
   for _ in range(3):
-    state, _ = finetune._jit_train_step(static, state, batch)
+    state, _ = step(state, batch)
   for a, b in zip(before_enc, _leaves(nnx.to_pure_dict(state["params"])["encoder"])):
     np.testing.assert_array_equal(a, b)
-  for a, b in zip(before_stats, _leaves(state["batch_stats"])):
+  for a, b in zip(before_stats, batch_stats(state)):
     np.testing.assert_array_equal(a, b)
   assert any(not np.array_equal(a, b) for a, b in zip(before_head, _leaves(nnx.to_pure_dict(state["params"])["head"])))
 
 
-def test_pretrained_needs_a_config_and_checkpoints(pretrain_workdir, tmp_path):
-  workdir, _ = pretrain_workdir
-  with pytest.raises(ValueError, match="no config.json"):
-    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path), "pretrained_config": ""}), "eeg")
-  (tmp_path / "config.json").write_text((workdir / "config.json").read_text())
-  with pytest.raises(FileNotFoundError, match="no pretraining checkpoints"):
+def test_pretrained_workdir_without_a_model_says_so(tmp_path):
+  with pytest.raises(FileNotFoundError, match="no saved model"):
     finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path)}), "eeg")
+  with pytest.raises(FileNotFoundError, match="no such file"):
+    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path / "typo")}), "eeg")
 
 
-def test_pretrained_config_file_of_another_variant_fails_loudly(pretrain_workdir, tmp_path):
+def test_saved_model_whose_weights_do_not_match_its_config_fails_loudly(pretrain_workdir, tmp_path):
+  import shutil  # pylint: disable=g-import-not-at-top
   workdir, _ = pretrain_workdir
-  (tmp_path / "checkpoints").symlink_to(workdir / "checkpoints")  # No config.json here.
-  spec = str(pathlib.Path(transfer_config.__file__).with_name("pretrain.py")) + ":tiny"
-  # configs/pretrain.py:tiny has 5-s patches and E=32; the checkpoint was trained with 32-sample patches, E=16.
-  with pytest.raises(ValueError, match="does not match the pretraining config"):
-    finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path), "pretrained_config": spec}), "eeg")
+  copy = tmp_path / "model"
+  shutil.copytree(workdir / "model" / "final", copy)
+  info = json.loads((copy / "config.json").read_text())
+  info["config"]["encoder"]["embed_dim"] = 32  # The weights were trained with E=16.
+  (copy / "config.json").write_text(json.dumps(info))
+  with pytest.raises(ValueError, match="does not match its config.json"):
+    finetune.load_pretrained(_config(**{"pretrained_workdir": str(copy)}), "eeg")
 
 
 def test_ablation_helpers():
-  assert finetune.ablation_sizes(2, ()) == [1, 2]
-  assert finetune.ablation_sizes(64, ()) == [1, 2, 4, 8, 16, 32, 64]
-  assert finetune.ablation_sizes(64, (1, 16, 100)) == [1, 16]
+  assert evaluators.ablation_sizes(2, ()) == [1, 2]
+  assert evaluators.ablation_sizes(64, ()) == [1, 2, 4, 8, 16, 32, 64]
+  assert evaluators.ablation_sizes(64, (1, 16, 100)) == [1, 16]
   curve = [{"k": 1, "mean": 0.5}, {"k": 2, "mean": 0.76}, {"k": 4, "mean": 0.79}]
-  assert finetune.smallest_k_reaching(curve, 0.8) == 2  # 0.95 * 0.8 = 0.76.
-  assert finetune.smallest_k_reaching(curve, 0.9) is None
+  assert evaluators.smallest_k_reaching(curve, 0.8) == 2  # 0.95 * 0.8 = 0.76.
+  assert evaluators.smallest_k_reaching(curve, 0.9) is None
 
 
 @pytest.mark.parametrize("retrain", [False, True])
 def test_channel_ablation_curve(sources, tmp_path, retrain):
-  config = _config(**{"max_steps": 4, "eval_every": 2, "ablation.sizes": (1, 2, 3), "ablation.draws": 2,
+  config = _config(**{"steps": 4, "eval_every": 2, "ablation.sizes": (1, 2, 3), "ablation.draws": 2,
                       "ablation.retrain": retrain, "ablation.channel_encoding": False})
   out = finetune.channel_ablation(config, str(tmp_path), sources=sources)
   assert [c["k"] for c in out["curve"]] == [1, 2, 3] and [c["n"] for c in out["curve"]] == [2, 2, 1]
   assert len(out["draws"]) == 5 and all(len(d["channels"].split()) == d["k"] for d in out["draws"])
-  assert out["k95"] == finetune.smallest_k_reaching(out["curve"], out["full"])
+  assert out["k95"] == evaluators.smallest_k_reaching(out["curve"], out["full"])
   if not retrain:  # Evaluate-only: the full montage is the trained model's own test score.
     assert out["curve"][-1]["mean"] == pytest.approx(out["full"])
   assert (tmp_path / "channel_ablation.png").exists() and (tmp_path / "channel_ablation_draws.csv").exists()
@@ -263,10 +272,20 @@ def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
     warnings.simplefilter("ignore")  # 2 test windows: some per-class metrics are undefined.
     rows = finetune.train_and_evaluate(config, str(tmp_path / "work"))
   assert [(r["strategy"], r["channel_encoding"]) for r in rows] == [("scratch", True)]
-  md = (tmp_path / "work" / "transfer.md").read_text()
+  md = (tmp_path / "work" / "results.md").read_text()
   assert "balanced_accuracy" in md and "eegmmidb_tiny" in md and "Skipped strategies ['frozen']" in md
-  table = json.loads((tmp_path / "work" / "transfer.json").read_text())
+  table = json.loads((tmp_path / "work" / "results.json").read_text())
   assert 0.0 <= table[0]["balanced_accuracy"] <= 1.0 and table[0]["n_seeds"] == 1
+  # The saved model alone (no optimizer, no trainer) reproduces the reported test metrics.
+  from sleepjax import models  # pylint: disable=g-import-not-at-top
+  model = models.load(tmp_path / "work")
+  info = models.load_info(tmp_path / "work")
+  assert info["path"].endswith("model/scratch/ce1/seed0/best") and info["label_names"] == ["rest", "left_fist", "right_fist"]
+  data, names = finetune.load_data(config, model.encoder.config)
+  task = finetune.FinetuneTask(None, None)
+  got = finetune.classification_evaluator(task, data["test"], names, 2).metrics(model)
+  assert got["balanced_accuracy"] == pytest.approx(table[0]["balanced_accuracy"], abs=1e-12)
+  assert got["auroc"] == pytest.approx(info["metadata"]["test_metrics"]["auroc"], abs=1e-12)
   assert (tmp_path / "work" / "channel_ablation.png").stat().st_size > 1000
   curve = (tmp_path / "work" / "channel_ablation.csv").read_text().splitlines()
   assert curve[0].startswith("task,metric,k,mean") and len(curve) == 3
@@ -275,7 +294,7 @@ def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
 @pytest.mark.parametrize("match", [True, False])
 def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_workdir, tmp_path, match):
   workdir, _ = pretrain_workdir
-  config = _config(**{"pretrained_workdir": str(workdir), "max_steps": 1, "eval_every": 1,
+  config = _config(**{"pretrained_workdir": str(workdir), "steps": 1, "eval_every": 1,
                       "strategies": ("scratch", "pretrained"), "channel_encodings": (False,),
                       "model.scratch_matches_pretrained": match, "model.encoder.embed_dim": 8})
   config.ablation.enabled = False
@@ -283,8 +302,8 @@ def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_
   by_strategy = {r["strategy"]: r for r in rows}
   assert by_strategy["pretrained"]["encoder"].startswith("E=16,")
   assert by_strategy["scratch"]["encoder"].startswith("E=16," if match else "E=8,")
-  assert by_strategy["scratch"]["pretrained_checkpoint"] == ""
-  assert "| encoder " in (tmp_path / "transfer.md").read_text().splitlines()[0] + " "
+  assert by_strategy["scratch"]["pretrained_model"] == ""
+  assert "| encoder " in (tmp_path / "results.md").read_text().splitlines()[0] + " "
 
 
 def test_balanced_class_weights_match_sklearn_and_weight_the_loss():
@@ -301,24 +320,24 @@ def test_balanced_class_weights_match_sklearn_and_weight_the_loss():
   logits = rng.normal(size=(6, 3)).astype(np.float32)
   batch = {"label": jnp.array([0, 0, 1, 2, 2, -1]), "valid": jnp.array([True] * 5 + [False])}
   weights = (0.5, 2.0, 1.0)
-  static = finetune.Static(None, None, False, 0.0, False, weights)
-  got = float(finetune._loss(static, jnp.asarray(logits), batch))
+  task = finetune.FinetuneTask(None, None, class_weights=weights)
+  got = float(task.example_loss(jnp.asarray(logits), batch))
   logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
   y = np.array([0, 0, 1, 2, 2])
   ce = -logp[np.arange(5), y]
   wy = np.array(weights)[y]
   assert got == pytest.approx(float(np.sum(wy * ce) / np.sum(wy)), rel=1e-5)
-  none = np.asarray(finetune._loss(static, jnp.asarray(logits), batch, reduction="none"))
+  none = np.asarray(task.example_loss(jnp.asarray(logits), batch, reduction="none"))
   np.testing.assert_allclose(none[:5], wy * ce, rtol=1e-5)
   assert none[5] == 0.0
 
 
 def test_class_weighting_trains_and_rejects_multilabel(sources):
-  config = _config(**{"max_steps": 2, "eval_every": 1, "class_weighting": "balanced"})
+  config = _config(**{"steps": 2, "eval_every": 1, "class_weighting": "balanced"})
   data, class_names = finetune.load_data(config, finetune.encoder_config_for(config, False, None), sources)
   run = finetune.train_one(config, data, class_names, finetune.encoder_config_for(config, False, None),
                            strategy="scratch", seed=0)
-  assert run["static"].class_weights is not None and len(run["static"].class_weights) == len(CLASSES)
+  assert run["task"].class_weights is not None and len(run["task"].class_weights) == len(CLASSES)
   with pytest.raises(ValueError, match="single-label"):
     finetune.init_state(config, finetune.encoder_config_for(config, False, None), 3, strategy="scratch", seed=0,
                         multilabel=True, class_weights=np.ones(3))

@@ -15,6 +15,7 @@ from configs import transfer as transfer_config
 from sleepjax import losses
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
+from sleepjax.evaluation import evaluators
 from sleepjax.train import finetune
 from tests.train.conftest import TINY_TRANSFER_ENCODER
 from tests.train.conftest import apply_overrides
@@ -88,13 +89,13 @@ def test_multilabel_metrics_match_sklearn_and_thresholds_come_from_validation():
   lg_val = rng.normal(size=(40, 4)) + 1.5 * y_val
   lg_test = rng.normal(size=(50, 4)) + 1.5 * y_test
   names = ["a", "b", "c", "d"]
-  thr = finetune.validation_thresholds(y_val, lg_val)
-  p_val, p_test = finetune.sigmoid(lg_val), finetune.sigmoid(lg_test)
+  thr = evaluators.validation_thresholds(y_val, lg_val)
+  p_val, p_test = evaluators.sigmoid(lg_val), evaluators.sigmoid(lg_test)
   np.testing.assert_allclose(p_test, 1 / (1 + np.exp(-lg_test)), rtol=1e-12)
   for j in range(4):  # Brute force: the validation score with the best F1 for label j.
     f1s = [sk_metrics.f1_score(y_val[:, j], p_val[:, j] >= c) for c in p_val[:, j]]
     assert sk_metrics.f1_score(y_val[:, j], p_val[:, j] >= thr[j]) == pytest.approx(max(f1s))
-  m = finetune.multilabel_metrics(y_test, lg_test, names, thr)
+  m = evaluators.multilabel_metrics(y_test, lg_test, names, thr)
   assert m["auroc"] == pytest.approx(sk_metrics.roc_auc_score(y_test, p_test, average="macro"), abs=1e-9)
   assert m["auprc"] == pytest.approx(sk_metrics.average_precision_score(y_test, p_test, average="macro"), abs=1e-9)
   pred = p_test >= thr[None]
@@ -104,7 +105,7 @@ def test_multilabel_metrics_match_sklearn_and_thresholds_come_from_validation():
     assert m[f"f1/{name}"] == pytest.approx(sk_metrics.f1_score(y_test[:, j], pred[:, j]), abs=1e-9)
   assert "balanced_accuracy" not in m
   with pytest.raises(ValueError, match="thresholds"):
-    finetune.evaluate(y_test, lg_test, names)
+    evaluators.logits_metrics(y_test, lg_test, names)
 
 
 def test_load_split_reads_labels_vectors_and_rejects_a_mix(sources):
@@ -123,26 +124,24 @@ def test_load_split_reads_labels_vectors_and_rejects_a_mix(sources):
 
 
 def test_train_one_learns_labels_and_reports_sklearn_metrics(sources):
-  config = _config(max_steps=40, eval_every=10, patience=3)
+  config = _config(steps=40, eval_every=10, patience=3)
   enc = finetune.encoder_config_for(config, False, None)
   data, names = finetune.load_data(config, enc, sources)
   run = finetune.train_one(config, data, names, enc, strategy="scratch", seed=0)
-  assert run["static"].multilabel and run["logits"].shape == (32, 3)
+  assert run["task"].multilabel and run["logits"].shape == (32, 3)
   y = data["test"]["label"]
-  probs = finetune.sigmoid(run["logits"])
+  probs = evaluators.sigmoid(run["logits"])
   m = run["metrics"]
   assert m["auroc"] > 0.75, m  # Chance is 0.5.
   assert m["auroc"] == pytest.approx(sk_metrics.roc_auc_score(y, probs, average="macro"), abs=1e-9)
   # Thresholds are the validation split's best-F1 ones, then applied to test.
-  val_logits, _ = finetune.predict(run["static"], run["state"]["params"], run["state"]["batch_stats"],
-                                   run["state"]["rest"], data["validation"], 32)
-  np.testing.assert_array_equal(run["thresholds"], finetune.validation_thresholds(data["validation"]["label"],
+  val_logits, _ = finetune.predict(run["task"], run["model"], data["validation"], 32)
+  np.testing.assert_array_equal(run["thresholds"], evaluators.validation_thresholds(data["validation"]["label"],
                                                                                    val_logits))
   pred = probs >= run["thresholds"][None]
   assert m["macro_f1"] == pytest.approx(sk_metrics.f1_score(y, pred, average="macro"), abs=1e-9)
   # Validation loss: the unsmoothed BCE of the best parameters.
-  _, val_loss = finetune.predict(run["static"], run["state"]["params"], run["state"]["batch_stats"],
-                                 run["state"]["rest"], data["validation"], 32)
+  _, val_loss = finetune.predict(run["task"], run["model"], data["validation"], 32)
   assert run["best_val_loss"] == pytest.approx(float(np.mean(val_loss)), rel=1e-5)
   p_val = 1 / (1 + np.exp(-val_logits.astype(np.float64)))
   yv = data["validation"]["label"]
@@ -176,16 +175,16 @@ def test_ptbxl_tiny_end_to_end_writes_multilabel_table(tmp_path):
     warnings.simplefilter("ignore")  # 2 test records: most labels have a single class there.
     rows = finetune.train_and_evaluate(config, str(tmp_path / "work"))
   assert len(rows) == 1 and rows[0]["task_type"] == "multilabel"
-  md = (tmp_path / "work" / "transfer.md").read_text()
+  md = (tmp_path / "work" / "results.md").read_text()
   header = md.splitlines()[0]
   assert "ptbxl_tiny" in md and "auroc/ST" in header and "f1/1dAVb" in header and "macro_f1" in header
   assert "n/a (multilabel)" in md  # Balanced accuracy is said not to apply, not printed as a number.
-  table = json.loads((tmp_path / "work" / "transfer.json").read_text())[0]
+  table = json.loads((tmp_path / "work" / "results.json").read_text())[0]
   assert table["balanced_accuracy"] == finetune.NOT_APPLICABLE
   # Dummy test split: records 00005 (ST) and 00006 (none); only ST has both classes.
   assert 0.0 <= table["auroc"] <= 1.0 and table["auroc"] == table["auroc/ST"]
   assert table["auroc/1dAVb"] is None  # Undefined (no positive in test): NaN -> null.
-  runs = json.loads((tmp_path / "work" / "transfer_runs.json").read_text())
+  runs = json.loads((tmp_path / "work" / "runs.json").read_text())
   # Validation (record 00004: LBBB + AF) has positives for LBBB and AF only: other labels never predicted.
   assert runs[0]["threshold/RBBB"] is None and 0.0 < runs[0]["threshold/AF"] < 1.0
   curve = (tmp_path / "work" / "channel_ablation.csv").read_text().splitlines()

@@ -9,8 +9,12 @@ import jax
 import numpy as np
 import pytest
 
-from sleepjax.train import common
+from sleepjax import optim
+from sleepjax.train import config as config_lib
+from sleepjax.train import loop
+from sleepjax.train import mesh as mesh_lib
 from sleepjax.train import pretrain
+from sleepjax.train import state as state_lib
 from tests.train.conftest import tiny_pretrain_config
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -26,12 +30,12 @@ def _leaves(state):
 def test_overfit_one_batch(fake_source):
   config = _config(**{"optimizer.name": "adamw", "optimizer.learning_rate": 3e-3})
   source = fake_source(n_subjects=2, epochs_per_record=8)
-  static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+  task, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
   from sleepjax.data import pipeline
   batch = next(iter(pipeline.make_dataset(source, batch_size=8, window_epochs=2, seed=0,
                                           modalities=pretrain.modality_groups(config))))
   batch = {k: v for k, v in batch.items() if k != "record_id"}
-  step = jax.jit(lambda s, b: pretrain.train_step(static, s, b))
+  step = jax.jit(lambda s, b: state_lib.train_step(task, s, b, {}))
   losses = []
   for _ in range(60):
     state, metrics = step(state, batch)
@@ -47,8 +51,8 @@ def test_overfit_one_batch(fake_source):
 def test_log_scale_kept_nonnegative(fake_source):
   # A large learning rate on t pushes it negative without the clamp.
   config = _config(**{"optimizer.learning_rate": 10.0, "optimizer.name": "sgd"})
-  static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
-  params = pretrain.clamp_log_scale(jax.tree.map(lambda x: x - 5.0, state["params"]))
+  task, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+  params = task.constrain(jax.tree.map(lambda x: x - 5.0, state["params"]))
   assert float(params["log_scale"][...]) == 0.0
 
 
@@ -82,11 +86,11 @@ def test_sharded_step_matches_single_device(fake_source):
                                           modalities=pretrain.modality_groups(config))))
   results = []
   for n in (1, 8):
-    static, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
-    mesh = common.make_data_mesh(n)
-    state = jax.device_put(state, common.replicated(mesh))
-    step = pretrain.make_jitted_step(static, mesh, state)
-    new_state, metrics = step(state, common.global_batch(batch, mesh))
+    task, state = pretrain.init_state(config, pretrain.encoder_modalities(config))
+    mesh = mesh_lib.make_data_mesh(n)
+    state = jax.device_put(state, mesh_lib.state_sharding(state, mesh))
+    step = state_lib.make_train_step(task, mesh, state)
+    new_state, metrics = step(state, mesh_lib.global_batch(batch, mesh))
     results.append((float(metrics["loss"]), _leaves(new_state)))
   assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
   for a, b in zip(results[0][1], results[1][1]):
@@ -100,7 +104,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, fake_source):
   # Resume with an absurd learning rate: the parameters overflow and the loss becomes NaN. (The
   # pipeline zeroes non-finite samples, so poisoning the data would not do it.)
   diverging = _config(steps=4, **{"optimizer.learning_rate": 1e35})
-  with pytest.raises(common.NonFiniteLossError, match="last good checkpoint \\(step 2\\)"):
+  with pytest.raises(loop.NonFiniteLossError, match="last good checkpoint \\(step 2\\)"):
     pretrain.train(diverging, str(workdir), train_source=source)
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2]
 
@@ -113,8 +117,27 @@ def test_cli_tiny(tmp_path):
   out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
   assert out.returncode == 0, out.stderr[-4000:]
   assert "Linear probe on frozen embeddings" in out.stdout
-  assert (tmp_path / "work" / "probe.md").exists()
+  assert (tmp_path / "work" / "results.md").exists()
   assert (tmp_path / "work" / "metrics.jsonl").exists()
+  # The saved encoder alone (no optimizer, no trainer) reproduces the reported probe metrics.
+  import json  # pylint: disable=g-import-not-at-top
+  from sleepjax import models  # pylint: disable=g-import-not-at-top
+  from sleepjax.evaluation import evaluators  # pylint: disable=g-import-not-at-top
+  from sleepjax.train import inputs  # pylint: disable=g-import-not-at-top
+  reported = {r["encoder"]: r for r in json.loads((tmp_path / "work" / "results.json").read_text())}
+  encoder = models.load(tmp_path / "work")
+  assert models.load_info(tmp_path / "work")["metadata"]["step"] == 6
+  from configs import pretrain as pretrain_config  # pylint: disable=g-import-not-at-top
+  config = pretrain_config.get_config("tiny")
+  config.data.data_dir = str(tmp_path / "tfds")
+  sources = inputs.open_splits(config.data, ["train", "validation+test"])
+  embedder = evaluators.WindowEmbedder(window_epochs=config.data.window_epochs,
+                                       modalities=pretrain.modality_groups(config), channel_caps=None, batch_size=8)
+  probe = evaluators.LinearProbe(sources["train"], sources["validation+test"], embedder, seed=0).run(encoder)[0]
+  for key in ("accuracy", "macro_f1", "kappa"):
+    assert probe[key] == pytest.approx(reported["pretrained"][key], abs=1e-12), key
+  top1 = {r["modality"]: r["top1"] for r in evaluators.Retrieval(sources["validation+test"], embedder).run(encoder)}
+  assert top1 == {m: reported["pretrained"][f"retrieval_top1/{m}"] for m in top1}
   # A second run resumes instead of restarting.
   out2 = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
   assert out2.returncode == 0, out2.stderr[-4000:]
@@ -123,18 +146,19 @@ def test_cli_tiny(tmp_path):
 
 def test_learning_rate_schedules():
   step = tiny_pretrain_config(**{"optimizer.learning_rate": 0.1, "optimizer.decay_steps": (5,)})
-  lr = pretrain.learning_rate_schedule(step)
+  lr = optim.learning_rate_schedule(config_lib.optimizer_config(step.optimizer, step.steps))
   assert float(lr(4)) == pytest.approx(0.1) and float(lr(5)) == pytest.approx(0.01)
   cosine = tiny_pretrain_config(**{"optimizer.learning_rate": 0.1, "optimizer.schedule": "cosine",
                                    "optimizer.warmup_steps": 10, "optimizer.final_fraction": 0.1,
                                    "steps": 110})
-  lr = pretrain.learning_rate_schedule(cosine)
+  lr = optim.learning_rate_schedule(config_lib.optimizer_config(cosine.optimizer, cosine.steps))
   assert float(lr(0)) == 0.0 and float(lr(5)) == pytest.approx(0.05)
   assert float(lr(10)) == pytest.approx(0.1)
   assert float(lr(60)) == pytest.approx(0.01 + 0.09 * 0.5, rel=1e-5)  # Half-way down the cosine.
   assert float(lr(110)) == pytest.approx(0.01)
   with pytest.raises(ValueError, match="schedule"):
-    pretrain.learning_rate_schedule(tiny_pretrain_config(**{"optimizer.schedule": "linear"}))
+    bad = tiny_pretrain_config(**{"optimizer.schedule": "linear"})
+    config_lib.optimizer_config(bad.optimizer, bad.steps)
 
 
 def test_log_scale_init_sets_t_and_rejects_negative():
@@ -144,5 +168,5 @@ def test_log_scale_init_sets_t_and_rejects_negative():
   model = pretrain.build_model(config, ("bas", "ecg"))
   assert float(model.log_scale[...]) == pytest.approx(2.66)
   with pytest.raises(ValueError, match="log_scale_init"):
-    multimodal.MultiModalEncoder(("bas", "ecg"), pretrain.encoder_config(config), log_scale_init=-1.0,
+    multimodal.MultiModalEncoder(("bas", "ecg"), config_lib.encoder_config(config.model), log_scale_init=-1.0,
                                  rngs=nnx.Rngs(0))

@@ -17,7 +17,9 @@ from flax import nnx
 from configs import sleepmg as sleepmg_config
 from sleepjax import losses
 from sleepjax.models import sleepmg as sleepmg_model
+from sleepjax.train import mesh as mesh_lib
 from sleepjax.train import sleepmg
+from sleepjax.train import state as state_lib
 
 CHANNELS = {"eeg": 1, "emg": 1}
 
@@ -34,10 +36,13 @@ def data():
   return sleepmg.make_toy_data(num_subjects=3, epochs_per_subject=20, channels=CHANNELS, seed=0)
 
 
-def _state(method, config, seed=0):
+def _state(method, config, seed=0, key=0):
   spec = sleepmg.method_spec(method, config)
   model = sleepmg.build_model(config, spec, CHANNELS, 2, seed)
-  return spec, sleepmg.init_step_state(config, spec, model, tuple(CHANNELS), CHANNELS)
+  task, state = sleepmg.init_state(config, spec, model, tuple(CHANNELS), CHANNELS,
+                                   key=jax.random.key(key, impl="rbg"))
+  step = state_lib.make_train_step(task, mesh_lib.make_data_mesh(1), state)
+  return spec, task, state, lambda st, batch: step(st, batch, sleepmg.hparams(config, spec))
 
 
 def _batch(data):
@@ -78,11 +83,10 @@ def test_gradient_reversal_wiring_on_the_domain_loss():
 @pytest.mark.parametrize("method", sleepmg.METHODS)
 def test_one_train_step_per_method_changes_parameters(method, data):
   config = _config()
-  spec, (static, params, stats, opt_state) = _state(method, config)
-  before = jax.tree.map(np.array, params)
-  params, stats, opt_state, m = sleepmg.train_step(
-      static, params, stats, opt_state, _batch(data), np.int32(0), jax.random.key(0, impl="rbg"),
-      jnp.float32(0.1), sleepmg.balance_switch(spec))
+  spec, _, state, step = _state(method, config)
+  before = jax.tree.map(np.array, state["params"])
+  state, m = step(state, _batch(data))
+  params = state["params"]
   assert np.isfinite(float(m["loss"])) and np.isfinite(float(m["imbalance_y"]))
   assert m["rho_y"].shape == (2,) and m["s_y"].shape == (2,)
   np.testing.assert_allclose(float(jnp.sum(m["s_y"])), 1.0, rtol=1e-5)
@@ -104,13 +108,11 @@ def test_train_step_is_deterministic_and_naivemg_ignores_rho(data):
   config = _config()
 
   def run(method):
-    spec, (static, params, stats, opt_state) = _state(method, config)
+    _, _, state, step = _state(method, config, key=3)
     history = []
-    for step in range(2):
-      params, stats, opt_state, _ = sleepmg.train_step(
-          static, params, stats, opt_state, _batch(data), np.int32(step),
-          jax.random.key(3, impl="rbg"), jnp.float32(0.1), sleepmg.balance_switch(spec))
-      history.append(jax.tree.map(np.array, params))
+    for _ in range(2):
+      state, _ = step(state, _batch(data))
+      history.append(jax.tree.map(np.array, state["params"]))
     return history
 
   a, b = run("sleepmg"), run("sleepmg")
@@ -162,7 +164,8 @@ def test_tiny_cross_validation_end_to_end(tmp_path, data):
                "confusion_naivemg.png", "confusion_sleepmg.png"):
     assert (tmp_path / name).stat().st_size > 0, name
   table = (tmp_path / "results.md").read_text()
-  assert "| toy | NaiveMG |" in table and "| toy | SleepMG |" in table
+  cells = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+  assert [c[:2] for c in cells] == [["toy", "NaiveMG"], ["toy", "SleepMG"]]
   assert len((tmp_path / "results.csv").read_text().strip().splitlines()) == 3
   rows = [json.loads(line, parse_constant=_reject_nan)
           for line in (tmp_path / "imbalance.jsonl").read_text().splitlines()]
@@ -191,10 +194,10 @@ def test_load_tfds_data_reads_the_example_contract(monkeypatch, fake_source):
     ex["subject_id"] = ex["subject_id"].encode()
     ex["record_id"] = ex["record_id"].encode()
   examples[0]["stage"] = -1  # Unscored epochs are never trained or tested on.
-  from sleepjax.data import pipeline
+  from sleepjax.train import inputs
   calls = []
-  monkeypatch.setattr(pipeline, "data_source",
-                      lambda name, split, **kw: calls.append(split) or (examples if split == "train" else []))
+  monkeypatch.setattr(inputs, "open_splits",
+                      lambda data, splits: calls.extend(splits) or {s: examples if s == "train" else [] for s in splits})
   config = sleepmg_config.get_config()
   config.data.builder_module = None
   config.data.modalities = ("eeg", "emg")
@@ -237,3 +240,30 @@ def test_cli_tiny_writes_the_table(tmp_path):
     assert method in table, table
   assert (tmp_path / "work" / "results.csv").exists()
   assert (tmp_path / "work" / "imbalance.png").exists()
+  # The saved fold models alone (no optimizer, no trainer) reproduce the reported pooled metrics.
+  from sleepjax import models  # pylint: disable=g-import-not-at-top
+  from sleepjax.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  config = sleepmg_config.get_config("tiny")
+  config.data.data_dir = str(tmp_path / "tfds")
+  data = sleepmg.load_data(config)
+  report = json.loads((tmp_path / "work" / "results.json").read_text())
+  index = models.list_models(tmp_path / "work")
+  assert index["default"] == "featurenet/seed0/all/best"
+  for run in report["runs"]:
+    cm = metrics_lib.ConfusionMatrix(5)
+    for fold in run["folds"]:
+      name = fold["model"].removeprefix("model/")
+      assert name in index["models"]
+      model, info = models.load(tmp_path / "work", name), models.load_info(tmp_path / "work", name)
+      assert info["label_names"] == ["W", "N1", "N2", "N3", "REM"]
+      idx = np.flatnonzero(np.isin(data.subject, fold["test_subjects"]))
+      pred = sleepmg.saved_model_stages(model, info, data, idx)
+      assert float(np.mean(pred == data.stage[idx])) == pytest.approx(fold["accuracy"], abs=1e-12)
+      cm.add(data.stage[idx], pred)
+    reproduced = metrics_lib.summarize(cm, ("W", "N1", "N2", "N3", "REM"))
+    for key in ("accuracy", "macro_f1", "kappa"):
+      assert reproduced[key] == pytest.approx(run["metrics"][key], abs=1e-12), (run["method"], key)
+  # The all-subjects model stages every epoch.
+  model = models.load(tmp_path / "work")
+  pred = sleepmg.saved_model_stages(model, models.load_info(tmp_path / "work"), data, np.arange(len(data)))
+  assert pred.shape == (len(data),) and set(np.unique(pred)) <= set(range(5))
