@@ -6,8 +6,11 @@ import os
 import pathlib
 from typing import Any, Mapping
 
+from flax import nnx
 import jax
 import orbax.checkpoint as ocp
+
+from sleepjax.models import saving
 
 
 class Checkpointer:
@@ -53,14 +56,30 @@ class Checkpointer:
       step: which checkpoint.
     """
     step = self.latest_step() if step is None else step
+    state_like = dict(state_like)
     if shardings is None:
-      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, dict(state_like))
+      abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state_like)
     else:
-      abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                              dict(state_like), shardings)
+      abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state_like, shardings)
+    stored = ocp.StandardCheckpointer().metadata(self.directory / str(step) / "state")
+    stored = getattr(stored, "item_metadata", stored)
+    stored_tree = getattr(stored, "tree", stored)
+    legacy = "batch_stats" in stored_tree and "model_state" not in stored_tree
+    if legacy:
+      # Written before the trainer-core rewrite: BatchNorm statistics under "batch_stats" and no
+      # RNG streams (they are reseeded every step, so the fresh ones are as good).
+      rest = abstract.pop("model_state")
+      abstract["batch_stats"] = nnx.filter_state(rest, nnx.BatchStat)
+    # Orbax would restore an array of another shape than the target's without complaint.
+    saving.check_same_arrays(stored, abstract, f"{self.directory}/{step}: does not match this run's train state "
+                             "(another model or optimizer config? use another workdir)")
     restored = self._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract),
                                                                    data=ocp.args.JsonRestore()))
-    return restored["state"], restored["data"]
+    state = dict(restored["state"])
+    if legacy:
+      state["model_state"] = nnx.merge_state(nnx.filter_state(state_like["model_state"], nnx.Not(nnx.BatchStat)),
+                                             state.pop("batch_stats"))
+    return state, restored["data"]
 
   def close(self) -> None:
     self._manager.close()

@@ -170,3 +170,27 @@ def test_log_scale_init_sets_t_and_rejects_negative():
   with pytest.raises(ValueError, match="log_scale_init"):
     multimodal.MultiModalEncoder(("bas", "ecg"), config_lib.encoder_config(config.model), log_scale_init=-1.0,
                                  rngs=nnx.Rngs(0))
+
+
+def test_resume_converts_a_checkpoint_of_the_previous_layout_and_rejects_another_model(tmp_path, fake_source):
+  # Checkpoints written before the trainer-core rewrite held "batch_stats" instead of "model_state".
+  import json  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  from flax import nnx  # pylint: disable=g-import-not-at-top
+  source = fake_source()
+  _, reference, _ = pretrain.train(_config(steps=4), str(tmp_path / "reference"), train_source=source)
+  _, half, _ = pretrain.train(_config(steps=2), str(tmp_path / "new"), train_source=source)
+  data_state = json.loads((tmp_path / "new" / "checkpoints" / "2" / "data" / "metadata").read_text())
+  legacy = {k: v for k, v in half.items() if k != "model_state"}
+  legacy["batch_stats"] = nnx.filter_state(half["model_state"], nnx.BatchStat)
+  old = tmp_path / "old" / "checkpoints"
+  old_manager = ocp.CheckpointManager(old.absolute(), options=ocp.CheckpointManagerOptions(create=True))
+  old_manager.save(2, args=ocp.args.Composite(state=ocp.args.StandardSave(legacy),
+                                              data=ocp.args.JsonSave(data_state)))
+  old_manager.wait_until_finished()
+  _, resumed, _ = pretrain.train(_config(steps=4), str(tmp_path / "old"), train_source=source)
+  for a, b in zip(_leaves(reference), _leaves(resumed)):
+    np.testing.assert_array_equal(a, b)
+  # A checkpoint of another architecture is refused, not half-restored into this one.
+  with pytest.raises(ValueError, match="does not match this run's train state"):
+    pretrain.train(_config(steps=6, **{"model.encoder.ff_dim": 64}), str(tmp_path / "new"), train_source=source)
