@@ -1,7 +1,7 @@
 """Shared pytest fixtures.
 
 Eight simulated CPU devices are configured here, before JAX is imported anywhere, so that
-sharding tests see a real multi-device mesh (HOUSE_STYLE: tests on CPU with 8 devices).
+sharding tests see a real multi-device mesh (tests run on CPU with 8 simulated devices).
 """
 
 import os
@@ -22,12 +22,14 @@ import pathlib
 import pytest
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[0]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+# The folder of real recordings the real-bytes tests read (licences in each subfolder's README):
+# $SLEEPJAX_TEST_DATA, by default `shared/data` beside the checkout, where this project's CI keeps it.
+SHARED_DATA = pathlib.Path(os.environ.get("SLEEPJAX_TEST_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> pathlib.Path:
-  """The project's real recordings (../shared/data); skips the test when absent."""
+  """The real recordings ($SLEEPJAX_TEST_DATA); skips the test when absent."""
   if not SHARED_DATA.is_dir():
-    pytest.skip(f"real recordings not found at {SHARED_DATA} (../shared/data is absent on this machine)")
+    pytest.skip(f"real recordings not found at {SHARED_DATA} (set SLEEPJAX_TEST_DATA to their folder)")
   return SHARED_DATA

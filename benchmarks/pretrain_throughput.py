@@ -1,6 +1,6 @@
 r"""Throughput of one SleepFM-Clinical leave-one-out pretraining step (windows/s).
 
-The step is SleepFM-Clinical's at full size (SPEC 2): 5-min windows at 128 Hz (T = 38400
+The step is SleepFM-Clinical's at full size (docs/specification.md §2.1.5): 5-min windows at 128 Hz (T = 38400
 samples), channels BAS (EEG+EOG) 10, RESP 7, ECG 2, EMG 4 (every channel real), one shared
 set-transformer encoder with E=128, 6 layers, 8 heads, feed-forward 2048, dropout 0.3 and 5-s
 patches of 640 samples (S = 60 tokens), the LOO contrastive loss, and SGD with momentum 0.9.
@@ -48,7 +48,7 @@ import subprocess
 import sys
 import time
 
-# SleepFM-Clinical channel caps (SPEC 2): BAS = EEG + EOG.
+# SleepFM-Clinical channel caps (docs/specification.md §2.1.5): BAS = EEG + EOG.
 CHANNELS = {"bas": 10, "resp": 7, "ecg": 2, "emg": 4}
 WINDOW_SAMPLES = 300 * 128  # 5 min at 128 Hz.
 REFERENCE_WINDOWS_PER_S = {4: 3.4, 8: 3.9}  # PyTorch SleepFM-Clinical, same CPU, 2 threads.

@@ -37,8 +37,7 @@ RK_TO_AASM = {"Sleep stage W": "W", "Sleep stage 1": "N1", "Sleep stage 2": "N2"
 # DREAMS hypnogram codes (R&K): 5=W, 4=REM, 3=S1, 2=S2, 1=S3, 0=S4.
 DREAMS_TO_AASM = {5: "W", 4: "R", 3: "N1", 2: "N2", 1: "N3", 0: "N3"}
 DREAMS_SFREQ = (100, 200, 50, 200, 200, 200, 200, 200)
-DREAMS_ARCHIVE = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "dreams_spindles" / \
-    "dreams_spindles_8excerpts.tar.xz"
+DREAMS_ARCHIVE_NAME = "dreams_spindles_8excerpts.tar.xz"
 
 
 def yasa_labels(prediction) -> np.ndarray:
@@ -130,7 +129,9 @@ def main() -> None:
   parser.add_argument("--n-nights", type=int, default=2)
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--duration-h", type=float, default=7.5)
-  parser.add_argument("--dreams", type=pathlib.Path, default=DREAMS_ARCHIVE)
+  parser.add_argument("--dreams", type=pathlib.Path, default=None,
+                      help=f"the DREAMS spindles archive ({DREAMS_ARCHIVE_NAME}); without it only the synthetic "
+                           "nights are staged")
   args = parser.parse_args()
   mne.set_log_level("WARNING")
   with tempfile.TemporaryDirectory() as tmp:
@@ -139,11 +140,13 @@ def main() -> None:
     print_block(f"YASA {yasa.__version__} on synthetic nights (seed {args.seed}, {args.duration_h} h sleep period; "
                 "EEG C4-M1 + EOG E1-M2 + EMG Chin)", truth, pred, rows)
     print("generation + writing time per night (s): " + ", ".join(f"{r[4]:.1f}" for r in rows))
-    if args.dreams.is_file():
+    if args.dreams is not None and not args.dreams.is_file():
+      parser.error(f"--dreams {args.dreams}: no such file")
+    if args.dreams is not None:
       truth, pred, rows = stage_dreams(args.dreams, tmp / "dreams")
       print_block("YASA on real DREAMS spindle excerpts (30 min each, EEG only)", truth, pred, rows)
     else:
-      print(f"\nDREAMS archive not found at {args.dreams}: real-data reference skipped.")
+      print("\nNo --dreams archive given: the real-data reference is skipped.")
 
 
 if __name__ == "__main__":

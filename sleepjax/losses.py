@@ -5,7 +5,7 @@
 * `gradient_reversal`: the gradient reversal layer of domain-adversarial training
   (Ganin & Lempitsky 2015; used by SleepMG for its subject discriminator G_d).
 * `loo_contrastive_loss` / `pairwise_contrastive_loss`: SleepFM's leave-one-out and CLIP-style
-  pairwise contrastive losses (SPEC section 2 "Losses").
+  pairwise contrastive losses (docs/specification.md §2.2).
 * `clamp_log_scale`: keeps the learnable log logit scale t >= 0 after every update.
 
 Nothing here owns parameters, RNGs or jit: the trainers in `sleepjax.train` do.
@@ -100,7 +100,7 @@ def multilabel_bce(logits: jax.Array, labels: jax.Array, *, mask: jax.Array | No
   smoothed target t = y (1 - eps) + eps / 2: each label is its own two-class problem, so label
   smoothing moves eps / 2 of the mass to the other outcome (Szegedy et al. 2016 with K = 2;
   `optax.smooth_labels` on [1 - y, y]). The transfer paper trains its ECG head (CODE-15, six labels)
-  with BCE (SPEC "Downstream transfer") and smooths labels by 0.1 throughout.
+  with BCE (docs/specification.md §3.3) and smooths labels by 0.1 throughout.
 
   Args:
     logits: (N, L) float, one logit per label.
@@ -171,7 +171,7 @@ def gradient_reversal(x: jax.Array, ratio: jax.Array | float) -> jax.Array:
 def clamp_log_scale(log_scale: jax.Array) -> jax.Array:
   """Keeps the contrastive log logit scale t >= 0 (so s = exp(t) >= 1), as SleepFM does.
 
-  The pretraining trainer applies this after every optimiser update (SPEC section 2 "Losses").
+  The pretraining trainer applies this after every optimiser update (docs/specification.md §2.2).
 
   Args:
     log_scale: scalar (or any-shape) float array t.
@@ -252,8 +252,8 @@ def loo_contrastive_loss(embeddings: Mapping[str, jax.Array] | jax.Array, log_sc
     zbar_{-i} = (1/(M-1)) sum_{j != i} z_j                       (NOT renormalised)
     L_LOO = (1/(2 M B)) sum_i [ CE(s z_i zbar_{-i}^T, diag) + CE((s z_i zbar_{-i}^T)^T, diag) ]
 
-  with CE summed over the batch rows (Thapa et al. 2024, "SleepFM", ICML, section 3.2; SPEC
-  section 2 "Losses").
+  with CE summed over the batch rows (Thapa et al. 2024, "SleepFM", ICML, section 3;
+  docs/specification.md §2.2).
 
   Args:
     embeddings: dict modality -> (B, D) float (any norm; normalised here), or an (M, B, D) array.
@@ -297,7 +297,7 @@ def pairwise_contrastive_loss(embeddings: Mapping[str, jax.Array] | jax.Array, l
     L_pair = (1/(M (M-1) B)) sum_{i<j} [ CE(s z_i z_j^T, diag) + CE(s z_j z_i^T, diag) ]
 
   with z L2-normalised, s = exp(t), CE summed over batch rows (Radford et al. 2021, "CLIP";
-  SleepFM's pairwise baseline; SPEC section 2 "Losses"). For M = 2 it equals the LOO loss.
+  SleepFM's pairwise baseline; docs/specification.md §2.2). For M = 2 it equals the LOO loss.
 
   Args:
     embeddings: dict modality -> (B, D) float, or an (M, B, D) array.

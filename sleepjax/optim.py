@@ -12,7 +12,7 @@ Chaining: `make_optimizer(OptimizerConfig(name="adam", b1=0.5), first=modality_b
 forwards the extra keyword `rho=` to every member (Adam ignores it), so the trainer calls
 `tx.update(grads, opt_state, params, rho={"y": rho_y, "d": rho_d})`.
 
-Note (SPEC section 3): Adam divides by the root of its second-moment estimate, so a rho that
+Note (docs/specification.md §4.5): Adam divides by the root of its second-moment estimate, so a rho that
 stayed constant over steps would cancel; rho acts through its variation from step to step. The
 SGD variant (`OptimizerConfig(name="sgd")`) keeps the scale.
 

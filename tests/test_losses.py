@@ -1,4 +1,4 @@
-"""Known-answer tests for sleepjax.losses (SPEC section 2 "Losses", HOUSE_STYLE "Tests")."""
+"""Known-answer tests for sleepjax.losses (docs/specification.md §2.2)."""
 
 import math
 
@@ -12,7 +12,7 @@ from sleepjax import losses
 
 
 # ----------------------------------------------------------------------------------------------
-# Plain float64 NumPy references, written from the SPEC formulas with loops.
+# Plain float64 NumPy references, written from the formulas of docs/specification.md §2.2 with loops.
 
 
 def _np_normalise(z):

@@ -1,4 +1,4 @@
-"""Executes every notebook in notebooks/ (HOUSE_STYLE: notebooks run in CI)."""
+"""Executes every notebook in notebooks/ (they run in CI, from a working directory outside the repository)."""
 
 import pathlib
 

@@ -22,7 +22,7 @@ see the epochs dropped by reason:
 "index" lists the stored rows in order (one entry per recording, its kept epochs' indices):
 `sleepjax.data.pipeline.WindowIndex.from_source` uses it instead of decoding every example.
 
-Features follow docs/architecture.md section 2 exactly; keys are f"{record_id}_{epoch_index:05d}".
+Features follow docs/architecture.md §3 exactly; keys are f"{record_id}_{epoch_index:05d}".
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def channel_counts(montage: Montage) -> dict[str, int]:
 
 
 def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict:
-  """TFDS features of one 30-s epoch (docs/architecture.md section 2).
+  """TFDS features of one 30-s epoch (docs/architecture.md §3).
 
   Args:
     montage: the config's montage (fixes C_m per modality).

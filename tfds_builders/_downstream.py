@@ -1,7 +1,7 @@
 """Helpers shared by the downstream (wake EEG / ECG) builders.
 
 bonn_eeg, eegmmidb, mitdb, cinc2017, ptbxl, tuab, tuev and chbmit write one example per window,
-beat or record (docs/architecture.md section 3, "Downstream"). What they share lives here:
+beat or record (docs/architecture.md §4, "Downstream"). What they share lives here:
 
 - `features`: their FeaturesDict (signals / channel_names / positions per modality, subject_id,
   record_id, `label` or multilabel `labels`, and each task's own fields).
@@ -43,7 +43,7 @@ def features(
     subject_doc: str | None = None,
     record_doc: str | None = None,
 ) -> tfds.features.FeaturesDict:
-  """The FeaturesDict of a downstream dataset (docs/architecture.md section 3).
+  """The FeaturesDict of a downstream dataset (docs/architecture.md §4).
 
   Args:
     shapes: {modality: (C, T)}: channels and samples per example, e.g. {"ecg": (2, 252)}.

@@ -1,6 +1,6 @@
 """Reading and validating PSG recordings: EDF/EDF+, hypnograms, montages, 30-s epochs.
 
-NumPy/MNE only (no JAX). See docs/architecture.md, section 1, for the contract.
+NumPy/MNE only (no JAX). See docs/architecture.md §2 for the contract.
 """
 
 from sleepjax.data import stages

@@ -1,6 +1,6 @@
 """Channel typing, electrode aliases and positions, and montages (which file channel is which).
 
-Electrode positions follow SPEC 2.3 (the transfer paper's channel positional encoding):
+Electrode positions follow docs/specification.md §2.3.1 (the transfer paper's channel positional encoding):
 x left(-)/right(+), y posterior(-)/anterior(+), z inferior(-)/superior(+), on the unit sphere,
 taken from MNE's 10-05 template ("standard_1005"; MNE 1.13 renamed it "colin27_1005", same
 coordinates). The template's origin is not the head's centre (it is an MRI frame), so we fit a
@@ -8,7 +8,7 @@ sphere to all 343 template positions by linear least squares, subtract its centr
 normalise every position to unit length: Cz then has z ~ 0.998, Fpz y ~ 1.0, T7 x ~ -1.0.
 
 A bipolar derivation "A-B" (or "A_B") gets the midpoint of A and B, NOT renormalised to the
-sphere (SPEC 2.3 says "takes the midpoint"): its norm is < 1 and shrinks with the distance
+sphere (docs/specification.md §2.3.1: the midpoint, not projected back to the sphere): its norm is < 1 and shrinks with the distance
 between A and B, which keeps that distance visible to the encoder.
 """
 
@@ -136,7 +136,7 @@ def canonical_electrode(name: str) -> str:
 
   Strips whitespace, an "EEG " prefix and reference suffixes ("-REF", "-LE", "-AR", "-AVG",
   MASS's "-CLE"/"-LER" linked ears), is case-insensitive,
-  and maps old 10-20 names T3=T7, T4=T8, T5=P7, T6=P8 and A1/A2=M1/M2 (SPEC 2.3).
+  and maps old 10-20 names T3=T7, T4=T8, T5=P7, T6=P8 and A1/A2=M1/M2 (docs/specification.md §2.3.1).
 
   Args:
     name: one electrode (not a derivation), e.g. "EEG T3-REF" or "fp1".
@@ -169,7 +169,7 @@ def _split_derivation(label: str) -> list[str]:
 
 
 def electrode_position(label: str) -> np.ndarray:
-  """(x, y, z) of an electrode or bipolar derivation on the unit sphere (SPEC 2.3).
+  """(x, y, z) of an electrode or bipolar derivation on the unit sphere (docs/specification.md §2.3.1).
 
   Args:
     label: an electrode ("C3", "T3", "EEG Cz-REF") or a bipolar derivation "A-B"/"A_B"

@@ -1,6 +1,6 @@
-"""Input pipeline for the downstream (wake EEG / ECG) transfer tasks (SPEC section 2, "Downstream transfer").
+"""Input pipeline for the downstream (wake EEG / ECG) transfer tasks (docs/specification.md §3.2, §3.3).
 
-The transfer datasets (tfds_builders/{eegmmidb,bonn_eeg,mitdb,cinc2017}, docs/architecture.md section 3
+The transfer datasets (tfds_builders/{eegmmidb,bonn_eeg,mitdb,cinc2017}, docs/architecture.md §4
 "Downstream examples") store one example per window at the recording's own rate, in microvolts:
 `signals/{modality}` (C, T) float32, `positions/{modality}` (C, 3) (NaN = unknown), `label` and
 `subject_id`. A multilabel dataset (tfds_builders/ptbxl: the six CODE-15 ECG labels) has `labels`, an

@@ -1,10 +1,10 @@
 """Input pipeline: prepared TFDS examples (one per 30-s epoch) -> padded, masked window batches.
 
 The builders in `tfds_builders/` store one example per scored 30-s epoch, a recording's epochs
-contiguous and in order (docs/architecture.md section 2). This module groups them into windows of
+contiguous and in order (docs/architecture.md §3). This module groups them into windows of
 L consecutive epochs of one recording (L=10 gives the 5-min windows of SleepFM-Clinical, L=1 the
 single epochs of SleepMG), pads every modality to a static channel cap and masks the padding, as
-docs/architecture.md section 3 fixes. It is numpy + grain only: no JAX, so it runs in any host
+docs/architecture.md §4 fixes. It is numpy + grain only: no JAX, so it runs in any host
 process; the trainer passes `jax.process_index()` / `jax.process_count()` as plain ints.
 
 It also owns the subject-wise split rule (`subject_split`) that the builders and the trainers share,
@@ -73,7 +73,7 @@ def subject_split(
   So a 1-2 subject subset (a test, a single downloaded night) still gives a usable train split, and
   a 3-subject tiny corpus gives one subject per split. Because the ranking is by hash, adding
   subjects can move a subject between splits only through the changed counts; never a subject
-  in two splits (SPEC section 1: subject-wise splits only).
+  in two splits (docs/specification.md §1.5: subject-wise splits only).
 
   Args:
     subject_ids: subject ids (duplicates allowed, e.g. one per night).
@@ -239,7 +239,7 @@ class WindowIndex:
 
     Args:
       source: a `tfds.data_source(...)` split or any sequence of example dicts with the keys of
-        docs/architecture.md section 2.
+        docs/architecture.md §3.
       window_epochs: L >= 1.
       stride_epochs: default L (non-overlapping).
       use_metadata: False forces the scan.
@@ -359,7 +359,7 @@ def collate(elements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     elements: outputs of the window assembler, all with the same shapes.
 
   Returns:
-    The batch dict of docs/architecture.md section 3 (plus `position_mask`).
+    The batch dict of docs/architecture.md §4 (plus `position_mask`).
   """
   out = {}
   for key in ("signals", "mask", "positions", "position_mask"):
@@ -427,7 +427,7 @@ def make_dataset(
   JSON), so a resumed run sees exactly the batches an uninterrupted one would.
 
   Args:
-    source: random-access sequence of examples (docs/architecture.md section 2), e.g.
+    source: random-access sequence of examples (docs/architecture.md §3), e.g.
       `data_source(name, "train", ...)`, or a list of dicts in tests.
     batch_size: windows per batch (per process).
     window_epochs: L, epochs per window (10 = 5 min as in SleepFM-Clinical, 1 for SleepMG).

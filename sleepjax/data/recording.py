@@ -1,4 +1,4 @@
-"""One PSG night -> validated 30-s epochs per modality (docs/architecture.md, section 1).
+"""One PSG night -> validated 30-s epochs per modality (docs/architecture.md §2).
 
 Pipeline of `epoch_recording`, in order:
 1. Resolve the montage's channels in the file (MissingChannelError for a required one).
@@ -68,7 +68,7 @@ _POSITION_MODALITIES = ("eeg", "eog")
 
 @dataclasses.dataclass(frozen=True)
 class Recording:
-  """One night after epoching (docs/architecture.md, section 1).
+  """One night after epoching (docs/architecture.md §2).
 
   Attributes:
     record_id: e.g. "SC4001E0"; never a local path.

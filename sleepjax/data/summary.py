@@ -21,7 +21,7 @@ def split_summary(source: Sequence[Mapping[str, Any]], *,
   their `labels` (an (L,) 0/1 vector).
 
   Args:
-    source: random-access examples (docs/architecture.md sections 2 and 3), e.g. a TFDS data
+    source: random-access examples (docs/architecture.md §3 and §4), e.g. a TFDS data
       source. Each example is decoded once (seconds per 10^4 examples).
     class_names: names of the downstream classes or labels (default "0", "1", ...); unused for
       sleep datasets.

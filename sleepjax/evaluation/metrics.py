@@ -3,7 +3,7 @@
 Evaluators accumulate integer counts (a K x K confusion matrix, scenic style: sums and counts),
 possibly over many batches, folds or hosts; the host then divides once. Every label metric here
 is a function of the pooled confusion matrix, so "metrics pooled over all folds" (SleepMG
-protocol, SPEC 3) is `sum of the folds' matrices -> metric`, not a mean of per-fold metrics.
+protocol, docs/specification.md §4.8) is `sum of the folds' matrices -> metric`, not a mean of per-fold metrics.
 
 Conventions (each is cross-checked against scikit-learn in tests/evaluation/test_metrics.py):
 - Rows of a confusion matrix are the true class, columns the predicted class
@@ -21,8 +21,7 @@ Conventions (each is cross-checked against scikit-learn in tests/evaluation/test
 - Balanced accuracy is the mean recall over the classes present in the truth (classes absent
   from the truth have an undefined recall and are left out, as in
   `sklearn.metrics.balanced_accuracy_score`). This holds for binary tasks too: the transfer
-  paper's code reports plain accuracy for binary tasks under that name by mistake (SPEC 2,
-  "Downstream transfer").
+  paper's code reports plain accuracy for binary tasks under that name by mistake (docs/specification.md §3.4).
 - Cohen's kappa (Cohen 1960): (p_o - p_e) / (1 - p_e); NaN when p_e == 1 (both raters use a
   single, identical class), as in `sklearn.metrics.cohen_kappa_score`.
 - An empty confusion matrix gives NaN for every metric.
@@ -448,7 +447,7 @@ def auprc(y_true, scores, *, mask=None) -> float:
 def best_f1_thresholds(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
   """Per-label decision threshold that maximises F1 (multilabel BCE tasks).
 
-  The ECG transfer protocol (SPEC 2, "Downstream transfer"; CODE-15 -> PTB-XL/G12EC/CPSC)
+  The ECG transfer protocol (docs/specification.md §3.3; CODE-15 -> PTB-XL/G12EC/CPSC)
   picks, for every label, the threshold with the best F1; choose it on validation data and
   apply it to the test set with `multilabel_f1`.
 

@@ -4,7 +4,7 @@ The linear probe is how SleepFM (Thapa et al., ICML 2024) and the transfer paper
 frozen encoder" strategy judge an embedding: the encoder is frozen, and a multinomial logistic
 regression is fitted on its pooled embeddings (standardised with statistics of the training set
 only). Retrieval top-1 is the pretraining-side diagnostic of the leave-one-out objective
-(SPEC 2, "Losses").
+(docs/specification.md §2.2, §2.5).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def retrieval_top1(embeddings: Mapping[str, np.ndarray], *, chunk_size: int = 10
 
   For modality i with L2-normalised embeddings z_i (N, D), the candidates are the leave-one-out
   means of the other modalities' normalised embeddings, zbar_{-i} = (1/(M-1)) sum_{j != i} z_j,
-  NOT renormalised: exactly the targets of the LOO contrastive loss (SPEC 2, "Losses"; SleepFM),
+  NOT renormalised: exactly the targets of the LOO contrastive loss (docs/specification.md §2.2; SleepFM),
   so the similarity is the loss's logit s z_i zbar_{-i}^T up to the positive scale s. Example n is
   retrieved correctly when argmax_k z_i[n] . zbar_{-i}[k] == n over all N candidates (ties go to
   the lowest index, as in `np.argmax`).

@@ -1,4 +1,4 @@
-"""Channel positional encoding from electrode coordinates (SPEC section 2.3, the transfer paper).
+"""Channel positional encoding from electrode coordinates (docs/specification.md §2.3, the transfer paper).
 
 Each EEG/EOG channel is placed by its electrode's (x, y, z) on the unit sphere (MNE
 `standard_1005`; a bipolar "A-B" derivation at the midpoint of A and B; see
@@ -137,7 +137,7 @@ class ChannelPositionalEncoding(nnx.Module):
   """Learned channel code from electrode position: Fourier features -> Linear -> GELU -> LayerNorm.
 
   Source: the transfer paper ("Pretraining on Sleep Data Improves non-Sleep Biosignal Tasks",
-  arXiv 2605.02500), as described in SPEC section 2.3, with the frequency truncation fixed.
+  arXiv 2605.02500), as described in docs/specification.md §2.3, with the frequency truncation fixed (§2.3.3).
 
   Args:
     embed_dim: E, the token width of the encoder (even).

@@ -1,4 +1,4 @@
-"""SleepFM-Clinical "set transformer" encoder (SPEC section 2 "Encoder").
+"""SleepFM-Clinical "set transformer" encoder (docs/specification.md §2.1).
 
 For one modality's signals x (B, C, T) with a channel mask (B, C):
 
@@ -14,7 +14,7 @@ For one modality's signals x (B, C, T) with a channel mask (B, C):
    tokens. Output tokens (B, S, E).
 5. Temporal pooling: the same attention-pooling block over S (no mask). Output (B, E).
 
-Source: SleepFM-Clinical (Thapa et al., Nature Medicine 2025), as described in SPEC section 2; the
+Source: SleepFM-Clinical (Thapa et al., Nature Medicine 2025), as described in docs/specification.md §2.1; the
 transfer paper's smaller variant (1-s patches, 3 layers; arXiv 2605.02500).
 
 Padded channels (mask False) never influence real outputs: their samples are zeroed, they are
@@ -55,7 +55,7 @@ class EncoderConfig:
       reference).
     dropout: dropout rate in the transformer and pooling layers (0.3).
     tokenizer_widths: output widths of the six conv blocks (4, 8, 16, 32, 64, 128).
-    channel_encoding: add the electrode-position channel encoding (SPEC 2.3) before channel pooling.
+    channel_encoding: add the electrode-position channel encoding (docs/specification.md §2.3) before channel pooling.
     reference_truncation: reproduce the reference's channel-encoding truncation bug (ablation).
     bn_momentum: BatchNorm running-average decay; 0.9 equals PyTorch's momentum=0.1 default.
     sfreq: sampling frequency in Hz the patch size assumes (documentation and `num_tokens`).
@@ -365,7 +365,7 @@ def sinusoidal_position_encoding(num_tokens: int, embed_dim: int) -> np.ndarray:
 
 
 class SetTransformerEncoder(nnx.Module):
-  """SleepFM-Clinical's channel-agnostic encoder for one modality (SPEC section 2 "Encoder").
+  """SleepFM-Clinical's channel-agnostic encoder for one modality (docs/specification.md §2.1).
 
   Args:
     config: `EncoderConfig` (see the presets `sleepfm_clinical()`, `transfer()`, `tiny()`).

@@ -2,7 +2,7 @@
 
 One FeatureNet maps one channel of one 30-s epoch (3000 samples at 100 Hz) to 256 features:
 a small-kernel branch that resolves high-frequency detail (spindles, alpha, EMG bursts) and a
-large-kernel branch that sees slow waves and eye movements. Layer by layer (SPEC section 3):
+large-kernel branch that sees slow waves and eye movements. Layer by layer (docs/specification.md §4.2):
 
   small branch: Conv(1->32, k=50, stride 6, valid) BN ReLU -> MaxPool 16/16 -> Dropout 0.5
                 -> 3 x [Conv(64, k=8, same) BN ReLU] -> MaxPool 8/8 -> flatten
@@ -84,7 +84,7 @@ def _max_pool(x: jax.Array, size: int) -> jax.Array:
 
 
 class FeatureNet(nnx.Module):
-  """MSTGCN FeatureNet: one channel of a 30-s epoch -> 256 features (SPEC section 3).
+  """MSTGCN FeatureNet: one channel of a 30-s epoch -> 256 features (docs/specification.md §4.2).
 
   Call with `x`: (B, 3000) float32 signal in microvolts at 100 Hz (one channel per row), and
   optionally `rngs` (an `nnx.Rngs` with a `dropout` stream, or a key) when in train mode.

@@ -2,7 +2,7 @@
 
 SleepFM-Clinical (Nature Medicine) shares one `SetTransformerEncoder` across modalities (BAS =
 EEG+EOG, ECG, EMG, RESP); the original SleepFM (ICML 2024) had one encoder per modality. Both are
-this one class (`shared=True` / `shared=False`), as SPEC section 2 asks: a config option, not a
+this one class (`shared=True` / `shared=False`), as docs/specification.md §2.1.5 describes: a config option, not a
 second code base. The learnable scalar `log_scale` (t, s = exp(t), initialised at 0 by default) belongs to
 the contrastive loss (`sleepjax.losses.loo_contrastive_loss`); the pretraining trainer clamps it
 to t >= 0 after every update (`sleepjax.losses.clamp_log_scale`).
@@ -30,7 +30,7 @@ class MultiModalEncoder(nnx.Module):
     modalities: modality names, e.g. ("bas", "ecg", "emg", "resp") or ("eeg", "eog", "ecg").
     config: `EncoderConfig` of the encoder(s).
     shared: one encoder for all modalities (SleepFM-Clinical) or one per modality (SleepFM-ICML).
-    log_scale_init: initial t (SPEC 2 and SleepFM: 0, i.e. s = 1). It must be >= 0 (the
+    log_scale_init: initial t (SleepFM: 0, i.e. s = 1; docs/specification.md §2.2). It must be >= 0 (the
       trainer keeps t >= 0). CLIP (Radford et al. 2021) starts at log(1 / 0.07) = 2.66, which
       short runs need: at s = 1 the logits of unit-norm embeddings span only [-1, 1].
     rngs: nnx.Rngs.

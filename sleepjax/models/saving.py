@@ -1,6 +1,6 @@
 """Models saved and loaded at the model level: weights + the config that rebuilds the module.
 
-A saved model is a folder (docs/architecture.md §5):
+A saved model is a folder (docs/architecture.md §7):
 
   <model dir>/config.json   {"format": "sleepjax.model", "format_version": 1, "architecture": name,
                              "config": the module's get_config(), "label_names": [...] or null,

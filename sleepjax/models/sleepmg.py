@@ -1,4 +1,4 @@
-"""SleepMG: multimodal generalisable sleep staging with inter-modal balance (SPEC section 3).
+"""SleepMG: multimodal generalisable sleep staging with inter-modal balance (docs/specification.md §4).
 
 The model: one FeatureNet stack per modality u (EEG, EOG, EMG, ECG) gives f^u (B, 256 C_u); the
 fused feature is f = concat_u f^u (B, F) with F = sum_u 256 C_u. Two single linear layers read f:

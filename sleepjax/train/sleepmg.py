@@ -256,7 +256,7 @@ def make_toy_data(*, num_subjects: int = 4, epochs_per_subject: int = 40,
 def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
   """Reads every split of the configured TFDS dataset into memory (CV re-splits by subject).
 
-  The dataset's examples follow docs/architecture.md section 2; only `config.data.modalities`
+  The dataset's examples follow docs/architecture.md §3; only `config.data.modalities`
   are kept, in that order, and unscored epochs (stage < 0) are dropped.
 
   Raises:

@@ -135,7 +135,7 @@ def test_retrieval_known_answers():
 def test_retrieval_target_is_not_renormalised():
   # For "a", candidate 0 is the mean of two unit vectors 60 degrees either side of (1, 0): it
   # points exactly at a[0] but has length 0.5. Candidate 1 is a unit vector 30 degrees away.
-  # Unnormalised (SPEC 2: zbar is a plain mean), a[0] . t1 = 0.87 > a[0] . t0 = 0.5: a miss.
+  # Unnormalised (docs/specification.md §2.2: zbar is a plain mean), a[0] . t1 = 0.87 > a[0] . t0 = 0.5: a miss.
   # Renormalising the targets would make it a hit, so "a" scores 0.5 here and not 1.0.
   c60, s60, c30, s30 = 0.5, np.sqrt(3) / 2, np.sqrt(3) / 2, 0.5
   a = np.array([[1.0, 0.0], [c30, s30]])

@@ -1,4 +1,4 @@
-"""Tests of the electrode-position channel encoding (SPEC section 2.3)."""
+"""Tests of the electrode-position channel encoding (docs/specification.md §2.3)."""
 
 import itertools
 import math
@@ -75,7 +75,7 @@ def test_fourier_features_known_answer(reference_truncation):
   embed_dim = 32
   pos = np.array([[0.3, -0.5, 0.81], [-0.9, 0.1, 0.42]], np.float32)
   pos /= np.linalg.norm(pos, axis=1, keepdims=True)
-  # Written from SPEC 2.3 directly.
+  # Written from docs/specification.md §2.3.2 directly.
   if reference_truncation:
     ks = list(itertools.product(range(8), repeat=3))[:embed_dim // 2]
   else:

@@ -1,4 +1,4 @@
-"""Tests of the set-transformer encoder and the multimodal wrapper (SPEC section 2 "Encoder").
+"""Tests of the set-transformer encoder and the multimodal wrapper (docs/specification.md §2.1).
 
 Compilation dominates the cost of these tests on a CPU (every new array shape or config compiles
 the model again), so the numerical tests share one config (`CFG`) and a few shapes -- B=2, T=64

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for prepared TFDS splits (docs/architecture.md section 2), for trainer tests."""
+"""In-memory stand-ins for prepared TFDS splits (docs/architecture.md §3), for trainer tests."""
 
 from __future__ import annotations
 

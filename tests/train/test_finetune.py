@@ -168,7 +168,7 @@ def test_train_one_beats_chance_and_metrics_match_sklearn(sources):
 
 
 def test_binary_balanced_accuracy_is_mean_recall():
-  # 9 negatives all right, 1 positive missed: accuracy 0.9, balanced accuracy 0.5 (SPEC).
+  # 9 negatives all right, 1 positive missed: accuracy 0.9, balanced accuracy 0.5 (docs/specification.md §3.4).
   y = np.array([0] * 9 + [1])
   logits = np.tile([[2.0, 0.0]], (10, 1))
   logits[0] = [0.0, 1.0]  # A false positive ranked above the positive: AUROC < 1.

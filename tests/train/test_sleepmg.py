@@ -188,7 +188,7 @@ def test_tiny_cross_validation_end_to_end(tmp_path, data):
 
 
 def test_load_tfds_data_reads_the_example_contract(monkeypatch, fake_source):
-  # Examples as docs/architecture.md section 2 (strings come back as bytes from TFDS).
+  # Examples as docs/architecture.md §3 (strings come back as bytes from TFDS).
   examples = fake_source(n_subjects=2, epochs_per_record=3, samples_per_epoch=3000)
   for ex in examples:
     ex["subject_id"] = ex["subject_id"].encode()

@@ -5,7 +5,7 @@ seizures (24 cases: chb21 is chb01 recorded 1.5 years later), in EDF files with 
 "double banana" labels ("FP1-F7") at 256 Hz, and one `chbNN-summary.txt` per case giving each
 file's seizure onsets and offsets in seconds from the file start.
 
-Examples: non-overlapping windows (SPEC transfer protocol: 60 s at 128 Hz) of the 18 bipolar
+Examples: non-overlapping windows (the transfer paper's EEG protocol, docs/specification.md §3.2: 60 s at 128 Hz) of the 18 bipolar
 channels present in (nearly) every file: the 16 double-banana chains plus FZ-CZ and CZ-PZ. A
 window is labelled `seizure` when it overlaps any seizure interval at all (the overlap in
 seconds is stored in `seizure_s`, so a stricter rule can be applied downstream without

@@ -12,7 +12,7 @@ RAR extraction needs a tool (unrar, 7z, bsdtar) that this builder does not assum
 already-extracted folder(s) as manual_dir. The builder finds `<n>.rec` (or `<n>.edf`) and
 `<n>_<scorer>.txt` anywhere below manual_dir.
 
-Processing (docs/architecture.md section 2, one example per scored epoch; SPEC section 3):
+Processing (docs/architecture.md §3, one example per scored epoch; docs/specification.md §1.4 and §4.8):
 - The SleepMG channel layout: EEG C3_A2, C4_A1, F3_A2, F4_A1, O1_A2, O2_A1; EOG LOC_A2,
   ROC_A1; EMG X1 (chin); ECG X2 -- names as in ISRUC's "ExtractedChannels" files; the EDF's
   "C3-A2" / "C3-M2" spellings are accepted.
@@ -51,7 +51,7 @@ from tfds_builders import _common
 URL_PATTERN = "http://dataset.isruc.isr.uc.pt/ISRUC_Sleep/subgroupIII/{n}.rar"
 SUBJECTS = tuple(range(1, 11))
 
-# SleepMG's ISRUC-S3 layout (EEG 6, EOG 2, EMG 1, ECG 1). Output names follow the SPEC and
+# SleepMG's ISRUC-S3 layout (EEG 6, EOG 2, EMG 1, ECG 1). Output names follow SleepMG's layout (docs/specification.md §1.4) and
 # ISRUC's ExtractedChannels; aliases cover the EDF spellings (A1/A2 or M1/M2 references).
 MONTAGE = Montage([
     ChannelSpec("C3_A2", "eeg", ("C3-A2", "C3-M2")),

@@ -1,7 +1,7 @@
 """PTB-XL (PhysioNet ptb-xl 1.0.3) as a multilabel 12-lead ECG dataset with the CODE-15 labels.
 
 The transfer paper trains its ECG models on CODE-15 (6 labels: 1dAVb, RBBB, LBBB, SB, AF, ST) and
-tests on PTB-XL (SPEC section 2, "Downstream transfer"). This builder reads PTB-XL's own bytes
+tests on PTB-XL (docs/specification.md §3.3). This builder reads PTB-XL's own bytes
 (WFDB `records500/` or `records100/` + `ptbxl_database.csv`) and maps the SCP-ECG statements onto
 those six labels; statements without a CODE-15 counterpart are kept only as the raw `scp_codes`
 text, so every record appears (an all-zero target is a valid "none of the six" example).

@@ -62,7 +62,7 @@ def test_tiny_features(tiny):
   assert [n.decode() for n in ex["channel_names"]["eeg"]] == list(synthetic.EEG_CHANNELS)
   assert [n.decode() for n in ex["channel_names"]["resp"]] == list(synthetic.RESP_CHANNELS)
   assert np.isfinite(ex["positions"]["eeg"]).all() and np.isnan(ex["positions"]["ecg"]).all()
-  # Bipolar derivations sit at the midpoint of their electrodes (SPEC 2.3): F3-M2 is anterior
+  # Bipolar derivations sit at the midpoint of their electrodes (docs/specification.md §2.3.1): F3-M2 is anterior
   # of O1-M2 (y > 0 is anterior); C3-M2 and C4-M1 differ (contralateral mastoids).
   assert ex["positions"]["eeg"][0, 1] > ex["positions"]["eeg"][4, 1]
   assert not np.allclose(ex["positions"]["eeg"][2], ex["positions"]["eeg"][3])

@@ -12,7 +12,7 @@ e.g. `edf/train/normal/01_tcp_ar/aaaaaaav_s004_t000.edf` (v3.0.1) or
 `edf/train/normal/01_tcp_ar/101/00010194/s001_2013_01_09/00010194_s001_t000.edf` (v2.0.0).
 The subject id is the file name up to the first "_"; the record id is the file stem.
 
-Examples: non-overlapping windows (SPEC "Downstream transfer": 60 s at 128 Hz) of the 19
+Examples: non-overlapping windows (docs/specification.md §3.2: 60 s at 128 Hz) of the 19
 10-20 channels in microvolts, each carrying its session's label. The tail shorter than a
 window is dropped. Splits: TUAB `eval` -> `test`; TUAB `train` -> `train` / `validation` by
 `sleepjax.data.pipeline.subject_split` (10% of the training subjects, hash-ranked).

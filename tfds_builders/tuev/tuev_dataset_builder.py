@@ -18,9 +18,10 @@ One example per distinct event (start, stop): the same second is usually listed 
 channel. When channels disagree, an event class wins over BCKG (background is the catch-all,
 so a spike on one channel makes the second a spike), and among event classes the one marked on
 the most channels wins, ties going to the lower class number (SPSW before GPED, ...). The
-window (config: 60 s as in the SPEC, or 5 s as in BIOT/LaBraM) is centred on the event and
-shifted to stay inside the recording. Signals are the 19 referential 10-20 channels (the SPEC
-keeps that montage for positions), in microvolts, at the config's rate.
+window (config: 60 s as in the transfer paper's EEG protocol, docs/specification.md §3.2, or 5 s
+as in BIOT/LaBraM) is centred on the event and shifted to stay inside the recording. Signals are
+the 19 referential 10-20 channels (kept referential so that every channel has an electrode
+position, docs/specification.md §2.3.1), in microvolts, at the config's rate.
 
 Splits: TUEV `eval` -> `test`; TUEV `train` -> `train` / `validation` by subject
 (`sleepjax.data.pipeline.subject_split`, 10% of the training subjects).
