@@ -1,5 +1,6 @@
 """Pretraining trainer: overfit, determinism, resume equivalence, sharding, non-finite stop, CLI."""
 
+import json
 import os
 import pathlib
 import subprocess
@@ -194,3 +195,17 @@ def test_resume_converts_a_checkpoint_of_the_previous_layout_and_rejects_another
   # A checkpoint of another architecture is refused, not half-restored into this one.
   with pytest.raises(ValueError, match="does not match this run's train state"):
     pretrain.train(_config(steps=6, **{"model.encoder.ff_dim": 64}), str(tmp_path / "new"), train_source=source)
+
+
+def test_eval_every_saves_the_encoder_with_the_lowest_held_out_loss(tmp_path, fake_source):
+  from sleepjax import models  # pylint: disable=g-import-not-at-top
+  config = _config(steps=4, eval_every=2, **{"eval.max_validation_windows": 8})
+  pretrain.train(config, str(tmp_path), train_source=fake_source(), validation_source=fake_source(seed=1))
+  index = models.list_models(tmp_path)
+  assert index["default"] == "best" and set(index["models"]) == {"best", "final"}
+  best = index["models"]["best"]
+  assert best["step"] in (2, 4) and np.isfinite(best["validation_loss"])
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  losses = {r["step"]: r["eval/validation/loss"] for r in rows if "eval/validation/loss" in r}
+  assert sorted(losses) == [2, 4] and best["validation_loss"] == pytest.approx(min(losses.values()))
+  assert models.load_info(tmp_path)["metadata"]["step"] == best["step"]
