@@ -233,6 +233,8 @@ def check_same_arrays(stored, target, message: str) -> None:
     raise ValueError(f"{message}: arrays missing {missing[:3]}, unexpected {extra[:3]}")
   for path, want in flat_target.items():
     got = flat_stored[path]
+    if jax.dtypes.issubdtype(want.dtype, jax.dtypes.prng_key):
+      want = jax.eval_shape(jax.random.key_data, want)  # Typed PRNG keys are stored as their key data.
     if tuple(got.shape) != tuple(want.shape) or np.dtype(got.dtype) != np.dtype(want.dtype):
       raise ValueError(f"{message}: {path} is {got.dtype}{list(got.shape)}, expected {want.dtype}{list(want.shape)}")
 
