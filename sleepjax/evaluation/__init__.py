@@ -1,1 +1,1 @@
-"""Metrics, linear probes, reports and plots."""
+"""Metrics, evaluators (probe, retrieval, classification, channel ablation), tables and plots."""

@@ -50,7 +50,7 @@ def confusion_matrix(cm, class_names: Sequence[str], path: str | os.PathLike, *,
   """
   cm = np.asarray(cm)
   if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or np.any(cm < 0):
-    raise ValueError(f"plot_confusion needs a (K, K) matrix of non-negative counts, got shape {cm.shape}")
+    raise ValueError(f"confusion_matrix needs a (K, K) matrix of non-negative counts, got shape {cm.shape}")
   k = cm.shape[0]
   if len(class_names) != k:
     raise ValueError(f"{len(class_names)} class names for a {k}-class confusion matrix")

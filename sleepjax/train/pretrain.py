@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import pathlib
 from typing import Any, Mapping
 
 from flax import nnx
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 

@@ -1,4 +1,4 @@
-"""The PSG builders on the project's real recordings (../shared/data; skipped when absent)."""
+"""The PSG builders on the project's real recordings ($SLEEPJAX_TEST_DATA; skipped when absent)."""
 
 import collections
 import pathlib

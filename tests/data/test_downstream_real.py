@@ -1,4 +1,4 @@
-"""Real-bytes tests of the four downstream TFDS builders on /work/shared/data (../shared/data).
+"""Real-bytes tests of the four downstream TFDS builders on the real recordings ($SLEEPJAX_TEST_DATA).
 
 Each archive is unpacked (only the members a test needs) into a session-scoped tmp dir, and a
 subset is built with the real builder code: eegmmidb run R12 of S001/S005/S006 (one subject per

@@ -1,4 +1,4 @@
-"""Real recordings from ../shared/data (skipped with a reason when absent).
+"""Real recordings from $SLEEPJAX_TEST_DATA (skipped with a reason when absent).
 
 - Sleep-EDF SC4001 night 1: the first 300 s of the PSG (10 records of 30 s) and the full 22-h
   expert hypnogram: "hypnogram longer than the signal" by construction of the excerpt.

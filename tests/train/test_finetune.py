@@ -5,7 +5,6 @@ jitted steps compile once per model structure.
 """
 
 import json
-import pathlib
 import warnings
 
 from flax import nnx
