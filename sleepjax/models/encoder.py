@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -189,6 +190,41 @@ class _JointLayerNorm(nnx.Module):
     return y.astype(self.dtype or x.dtype)
 
 
+def _group_batch_norm(bn: nnx.BatchNorm, x: jax.Array, mask: jax.Array, onehot: jax.Array) -> jax.Array:
+  """`bn` in training mode with separate batch statistics per group of rows, in one pass.
+
+  Equals `bn(x[group g], mask=mask[group g])` for g = 0, 1, ... in turn: each group is normalised
+  with its own masked mean and (biased, E[x^2] - E[x]^2, clipped at 0) variance, as Flax's
+  BatchNorm computes them, and the running averages take the groups' statistics one after the
+  other. One graph instead of one BatchNorm per group: the statistics are weighted sums with
+  the (static) one-hot group membership.
+
+  Args:
+    bn: the BatchNorm module (its scale, bias, running mean and variance, momentum, epsilon).
+    x: (N, L, F) activations.
+    mask: (N, 1, 1) bool, True = the row counts in its group's statistics.
+    onehot: (N, G) float32 group membership.
+
+  Returns:
+    (N, L, F) normalised activations in the module's dtype.
+  """
+  x32 = x.astype(jnp.promote_types(bn.dtype or x.dtype, jnp.float32))
+  w = onehot * mask[:, 0, 0, None].astype(jnp.float32)  # (N, G)
+  count = jnp.sum(w, axis=0) * x.shape[1]  # (G,) positions counted per group
+  mu = jnp.einsum("ng,nlf->gf", w, x32) / count[:, None]  # (G, F)
+  mu2 = jnp.einsum("ng,nlf->gf", w, jnp.square(x32)) / count[:, None]
+  var = jnp.maximum(0.0, mu2 - jnp.square(mu))
+  mean_run, var_run = bn.mean[...], bn.var[...]
+  for g in range(onehot.shape[1]):
+    mean_run = bn.momentum * mean_run + (1 - bn.momentum) * jax.lax.stop_gradient(mu[g])
+    var_run = bn.momentum * var_run + (1 - bn.momentum) * jax.lax.stop_gradient(var[g])
+  bn.mean[...] = mean_run
+  bn.var[...] = var_run
+  row_mu, row_var = onehot @ mu, onehot @ var  # (N, F): each row's own group statistics
+  y = (x32 - row_mu[:, None]) * (jax.lax.rsqrt(row_var + bn.epsilon) * bn.scale[...])[:, None] + bn.bias[...]
+  return y.astype(bn.dtype or x.dtype)
+
+
 class PatchTokenizer(nnx.Module):
   """Per-channel patch tokenizer: six conv blocks, mean over length, Linear(128, E).
 
@@ -231,19 +267,51 @@ class PatchTokenizer(nnx.Module):
     Returns:
       (B, C, S, E) tokens, S = T / patch_size.
     """
-    b, c, t = x.shape
-    s = t // self.patch_size
-    h = x.reshape(b * c * s, self.patch_size, 1)  # (B*C*S, P, 1)
-    patch_mask = jnp.broadcast_to(mask[:, :, None], (b, c, s)).reshape(b * c * s, 1, 1)
-    # An all-padded batch would give BatchNorm an empty mean (NaN running statistics forever):
-    # then use every patch instead; the outputs are all masked downstream anyway.
-    patch_mask = patch_mask | ~jnp.any(patch_mask)
+    return self.tokenize_groups([x], [mask], train=train)[0]
+
+  def tokenize_groups(self, xs: Sequence[jax.Array], masks: Sequence[jax.Array], *,
+                      train: bool) -> list[jax.Array]:
+    """Tokenizes several groups of signals in one pass, with BatchNorm statistics per group.
+
+    The result equals calling the tokenizer once per group in order (each group's BatchNorm batch
+    statistics are its own, and the running averages are updated group after group, as the
+    reference's one call of a shared encoder per modality does), but the convolutions, ELUs and
+    LayerNorms of every group run as one batch: one copy of the graph to compile instead of one
+    per modality.
+
+    Args:
+      xs: G arrays (B_g, C_g, T_g) float32, each T_g a multiple of patch_size.
+      masks: G arrays (B_g, C_g) bool, True = real channel.
+      train: BatchNorm on batch statistics (and updating the running averages) when True.
+
+    Returns:
+      G arrays (B_g, C_g, S_g, E), S_g = T_g / patch_size.
+    """
+    patches, patch_masks, shapes = [], [], []
+    for x, mask in zip(xs, masks):
+      b, c, t = x.shape
+      s = t // self.patch_size
+      shapes.append((b, c, s))
+      patches.append(x.reshape(b * c * s, self.patch_size, 1))  # (B*C*S, P, 1)
+      m = jnp.broadcast_to(mask[:, :, None], (b, c, s)).reshape(b * c * s, 1, 1)
+      # An all-padded group would give BatchNorm an empty mean (NaN running statistics forever):
+      # then use every patch instead; the outputs are all masked downstream anyway.
+      patch_masks.append(m | ~jnp.any(m))
+    sizes = [p.shape[0] for p in patches]
+    bounds = np.cumsum([0] + sizes)
+    h = patches[0] if len(patches) == 1 else jnp.concatenate(patches)  # (N, P, 1)
+    patch_mask = patch_masks[0] if len(patch_masks) == 1 else jnp.concatenate(patch_masks)  # (N, 1, 1)
+    # Group membership of every patch (static): (N, G) one-hot.
+    onehot = jnp.asarray(np.repeat(np.eye(len(sizes), dtype=np.float32), sizes, axis=0))
     for conv, bn, ln in zip(self.convs, self.batch_norms, self.layer_norms):
       h = conv(h)
-      h = bn(h, use_running_average=not train, mask=patch_mask)
+      if train and len(sizes) > 1:
+        h = _group_batch_norm(bn, h, patch_mask, onehot)
+      else:
+        h = bn(h, use_running_average=not train, mask=patch_mask)
       h = ln(jax.nn.elu(h))
-    h = jnp.mean(h, axis=1)  # (B*C*S, 128)
-    return self.proj(h).reshape(b, c, s, -1)
+    h = self.proj(jnp.mean(h, axis=1))  # (N, E)
+    return [h[lo:hi].reshape(b, c, s, -1) for lo, hi, (b, c, s) in zip(bounds[:-1], bounds[1:], shapes)]
 
 
 class _FeedForward(nnx.Module):
@@ -289,18 +357,23 @@ class TransformerLayer(nnx.Module):
     self.drop1 = nnx.Dropout(dropout, rngs=rngs)
     self.drop2 = nnx.Dropout(dropout, rngs=rngs)
 
-  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, mask: jax.Array | None = None, *, train: bool,
+               blocks: jax.Array | None = None) -> jax.Array:
     """Applies the layer.
 
     Args:
       x: (N, L, E) tokens.
       mask: optional (N, L) bool key-padding mask, True = may be attended to.
       train: dropout on when True.
+      blocks: optional (L, L) bool, True where query i may attend to key j (a block-diagonal
+        mask keeps several sets of tokens apart in one call).
 
     Returns:
       (N, L, E).
     """
     attn_mask = None if mask is None else mask[:, None, None, :]  # (N, 1 head, 1 query, L keys)
+    if blocks is not None:
+      attn_mask = blocks[None, None] if attn_mask is None else attn_mask & blocks[None, None]
     det = not train
     if self.pre_norm:
       h = self.norm1(x)
@@ -342,6 +415,31 @@ class AttentionPooling(nnx.Module):
       return jnp.mean(h, axis=1)
     weights = mask[..., None].astype(h.dtype)
     return jnp.sum(h * weights, axis=1) / jnp.maximum(jnp.sum(weights, axis=1), 1.0)
+
+  def pool_sets(self, x: jax.Array, mask: jax.Array, sizes: Sequence[int], *, train: bool) -> list[jax.Array]:
+    """Pools several sets of tokens laid side by side, each set apart from the others.
+
+    Equals calling the block once per set: attention is restricted to each set by a
+    block-diagonal mask, and each set is averaged over its own real tokens.
+
+    Args:
+      x: (N, L, E) tokens, L = sum(sizes), the sets contiguous in order.
+      mask: (N, L) bool, True = real token.
+      sizes: the sets' lengths.
+      train: dropout on when True.
+
+    Returns:
+      One (N, E) array per set.
+    """
+    bounds = np.cumsum([0] + list(sizes))
+    owner = np.repeat(np.arange(len(sizes)), sizes)
+    blocks = jnp.asarray(owner[:, None] == owner[None, :])  # (L, L), static
+    h = self.layer(x, mask, train=train, blocks=blocks)
+    out = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+      w = mask[:, lo:hi, None].astype(h.dtype)
+      out.append(jnp.sum(h[:, lo:hi] * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0))
+    return out
 
 
 def sinusoidal_position_encoding(num_tokens: int, embed_dim: int) -> np.ndarray:
@@ -424,36 +522,82 @@ class SetTransformerEncoder(nnx.Module):
       ValueError: on shapes that do not match (x not 3-D, T not a multiple of the patch size,
         mask or positions of the wrong shape).
     """
+    return self.encode_groups({"x": x}, {"x": mask}, {"x": positions}, train=train)["x"]
+
+  def encode_groups(self, signals: Mapping[str, jax.Array], masks: Mapping[str, jax.Array | None] | None = None,
+                    positions: Mapping[str, jax.Array | None] | None = None, *,
+                    train: bool) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Encodes several modalities with this one (shared) encoder, in one pass.
+
+    The result equals `self(x_m, ...)` for each modality m in turn (SleepFM-Clinical calls its
+    shared encoder once per modality; BatchNorm keeps per-modality batch statistics, see
+    `PatchTokenizer.tokenize_groups`), but every stage runs once for all modalities: the tokenizer
+    on all patches, channel pooling on all channels side by side with a block-diagonal attention
+    mask, and the temporal transformer and pooling on the modalities stacked along the batch. The
+    compiled step then holds one copy of the encoder instead of one per modality. Dropout masks
+    are drawn for the joint arrays (the same distribution as separate calls, other draws).
+
+    Args:
+      signals: modality -> (B, C_m, T) float32; B and T must be equal across modalities, T a
+        positive multiple of the patch size.
+      masks: modality -> (B, C_m) bool or None (all real).
+      positions: modality -> (B, C_m, 3) float32 or None (used with `config.channel_encoding`).
+      train: dropout on and BatchNorm on batch statistics when True.
+
+    Returns:
+      modality -> (tokens (B, S, E), pooled (B, E)), in the order of `signals`.
+
+    Raises:
+      ValueError: on shapes that do not match (see `__call__`), or B / T differing across modalities.
+    """
     cfg = self.config
-    x = jnp.asarray(x)
-    if x.ndim != 3:
-      raise ValueError(f"SetTransformerEncoder: x must be (B, C, T), got shape {x.shape}")
-    b, c, t = x.shape
-    if t % cfg.patch_size or t == 0:
-      raise ValueError(f"SetTransformerEncoder: T={t} samples is not a positive multiple of the patch size "
-                       f"{cfg.patch_size} ({cfg.patch_size / cfg.sfreq:g} s at {cfg.sfreq:g} Hz)")
-    if mask is None:
-      mask = jnp.ones((b, c), bool)
-    mask = jnp.asarray(mask, bool)
-    if mask.shape != (b, c):
-      raise ValueError(f"SetTransformerEncoder: mask must be (B, C) = {(b, c)}, got {mask.shape}")
-    if positions is not None and jnp.shape(positions) != (b, c, 3):
-      raise ValueError(f"SetTransformerEncoder: positions must be (B, C, 3) = {(b, c, 3)}, "
-                       f"got {jnp.shape(positions)}")
-    # Padded channels are zeroed so that garbage (even inf) there cannot reach any real output.
-    x = jnp.where(mask[:, :, None], x, jnp.zeros_like(x))
-    tokens = self.tokenizer(x, mask, train=train)  # (B, C, S, E)
-    s = tokens.shape[2]
-    if self.channel_encoding is not None and positions is not None:
-      tokens = tokens + self.channel_encoding(positions, mask)[:, :, None, :].astype(tokens.dtype)
-    if c == 1:
-      h = tokens[:, 0]  # (B, S, E): a single channel has nothing to attend to.
-    else:
-      per_step = jnp.swapaxes(tokens, 1, 2).reshape(b * s, c, -1)  # (B*S, C, E)
-      step_mask = jnp.broadcast_to(mask[:, None, :], (b, s, c)).reshape(b * s, c)
-      h = self.channel_pool(per_step, step_mask, train=train).reshape(b, s, -1)  # (B, S, E)
+    masks, positions = dict(masks or {}), dict(positions or {})
+    names = list(signals)
+    xs, ms, ps = [], [], []
+    for name in names:
+      x = jnp.asarray(signals[name])
+      if x.ndim != 3:
+        raise ValueError(f"SetTransformerEncoder: x must be (B, C, T), got shape {x.shape}")
+      b, c, t = x.shape
+      if t % cfg.patch_size or t == 0:
+        raise ValueError(f"SetTransformerEncoder: T={t} samples is not a positive multiple of the patch size "
+                         f"{cfg.patch_size} ({cfg.patch_size / cfg.sfreq:g} s at {cfg.sfreq:g} Hz)")
+      mask = masks.get(name)
+      mask = jnp.ones((b, c), bool) if mask is None else jnp.asarray(mask, bool)
+      if mask.shape != (b, c):
+        raise ValueError(f"SetTransformerEncoder: mask must be (B, C) = {(b, c)}, got {mask.shape}")
+      pos = positions.get(name)
+      if pos is not None and jnp.shape(pos) != (b, c, 3):
+        raise ValueError(f"SetTransformerEncoder: positions must be (B, C, 3) = {(b, c, 3)}, "
+                         f"got {jnp.shape(pos)}")
+      # Padded channels are zeroed so that garbage (even inf) there cannot reach any real output.
+      xs.append(jnp.where(mask[:, :, None], x, jnp.zeros_like(x)))
+      ms.append(mask)
+      ps.append(pos)
+    if len({x.shape[0] for x in xs}) > 1 or len({x.shape[2] for x in xs}) > 1:
+      raise ValueError(f"SetTransformerEncoder.encode_groups: modalities need one batch size and one length, "
+                       f"got {{{', '.join(f'{n}: {tuple(x.shape)}' for n, x in zip(names, xs))}}}")
+    b, s = xs[0].shape[0], xs[0].shape[2] // cfg.patch_size
+    tokens = self.tokenizer.tokenize_groups(xs, ms, train=train)  # [(B, C_m, S, E)]
+    if self.channel_encoding is not None:
+      for i, pos in enumerate(ps):
+        if pos is not None:
+          tokens[i] = tokens[i] + self.channel_encoding(pos, ms[i])[:, :, None, :].astype(tokens[i].dtype)
+    # Channel pooling per time step; a single channel has nothing to attend to and skips it.
+    pooled = [tok[:, 0] if tok.shape[1] == 1 else None for tok in tokens]  # (B, S, E) each
+    multi = [i for i, tok in enumerate(tokens) if tok.shape[1] > 1]
+    if multi:
+      sizes = [tokens[i].shape[1] for i in multi]
+      joint = jnp.concatenate([tokens[i] for i in multi], axis=1)  # (B, sum C, S, E)
+      per_step = jnp.swapaxes(joint, 1, 2).reshape(b * s, sum(sizes), -1)  # (B*S, sum C, E)
+      step_mask = jnp.concatenate([ms[i] for i in multi], axis=1)
+      step_mask = jnp.broadcast_to(step_mask[:, None, :], (b, s, sum(sizes))).reshape(b * s, sum(sizes))
+      for i, h in zip(multi, self.channel_pool.pool_sets(per_step, step_mask, sizes, train=train)):
+        pooled[i] = h.reshape(b, s, -1)
+    # The temporal transformer and pooling on every modality at once, stacked along the batch.
+    h = pooled[0] if len(pooled) == 1 else jnp.concatenate(pooled, axis=0)  # (G*B, S, E)
     h = self.time_norm(h + jnp.asarray(sinusoidal_position_encoding(s, cfg.embed_dim), h.dtype))
     for layer in self.layers:
       h = layer(h, train=train)
-    pooled = self.time_pool(h, train=train)  # (B, E)
-    return h, pooled
+    window = self.time_pool(h, train=train)  # (G*B, E)
+    return {name: (h[i * b:(i + 1) * b], window[i * b:(i + 1) * b]) for i, name in enumerate(names)}

@@ -97,7 +97,11 @@ class MultiModalEncoder(nnx.Module):
     """
     mask = mask or {}
     positions = positions or {}
-    out = {}
-    for modality, x in signals.items():
-      out[modality] = self.encoder_for(modality)(x, mask.get(modality), positions.get(modality), train=train)
-    return out
+    for modality in signals:
+      self.encoder_for(modality)  # Unknown modality: KeyError.
+    shapes = {(jnp.shape(x)[0], jnp.shape(x)[-1]) for x in signals.values()}
+    if self.shared and len(shapes) == 1:
+      # One pass of the shared encoder for every modality (one copy of its graph to compile).
+      return self.encoder.encode_groups(signals, mask, positions, train=train)
+    return {modality: self.encoder_for(modality)(x, mask.get(modality), positions.get(modality), train=train)
+            for modality, x in signals.items()}

@@ -236,7 +236,8 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
     enc_config: the encoder's config (channel encoding set).
     num_classes: K (softmax head) or L labels (multilabel sigmoid head).
     strategy: "scratch", "pretrained" or "frozen".
-    seed: parameter init (Rngs(params=seed, dropout=seed + 1)) and the run key PRNGKey(seed + 2).
+    seed: parameter init (Rngs(params=seed)), the dropout stream and the run key
+      (`state.dropout_key(seed + 1)`, `dropout_key(seed + 2)`).
     multilabel: the head is trained with BCE.
     class_weights: (K,) single-label weights of the training and validation losses, or None.
     pretrained: copied into the encoder (required unless strategy == "scratch").
@@ -255,14 +256,14 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   if weights is not None and len(weights) != num_classes:
     raise ValueError(f"class_weights has {len(weights)} entries for {num_classes} classes")
   model = transfer.TransferModel(enc_config, num_classes, **head_config(config),
-                                 rngs=nnx.Rngs(params=seed, dropout=seed + 1))
+                                 rngs=nnx.Rngs(params=seed, dropout=state_lib.dropout_key(seed + 1)))
   if strategy != "scratch":
     load_encoder_into(model, pretrained)
   frozen = strategy == "frozen"
   # set_to_zero (not a zero learning rate), so that AdamW's decoupled weight decay cannot move
   # the frozen weights either.
   opt = config_lib.optimizer_config(config.optimizer, config.steps).replace(frozen=("encoder",) if frozen else ())
-  graphdef, state = state_lib.init_state(model, opt, jax.random.PRNGKey(seed + 2))
+  graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed + 2))
   return FinetuneTask(graphdef, opt, frozen, float(config.label_smoothing), bool(multilabel), weights), state
 
 

@@ -145,7 +145,8 @@ def build_model(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) 
   s = seed(config)
   return multimodal.MultiModalEncoder(
       modalities, config_lib.encoder_config(config.model), shared=config.model.shared_encoder,
-      log_scale_init=float(config.model.log_scale_init), rngs=nnx.Rngs(params=s, dropout=s + 1))
+      log_scale_init=float(config.model.log_scale_init),
+      rngs=nnx.Rngs(params=s, dropout=state_lib.dropout_key(s + 1)))
 
 
 def contrastive_loss(loss_name: str, pooled: Mapping[str, jax.Array], log_scale: jax.Array):
@@ -196,10 +197,10 @@ class ContrastiveTask(state_lib.Task):
 
 
 def init_state(config: ml_collections.ConfigDict, modalities: tuple[str, ...]) -> tuple[ContrastiveTask, dict]:
-  """(task, train state) of a fresh encoder; the state's rng is PRNGKey(seed + 2)."""
+  """(task, train state) of a fresh encoder; the state's rng is `state.dropout_key(seed + 2)`."""
   model = build_model(config, modalities)
   opt = config_lib.optimizer_config(config.optimizer, config.steps)
-  graphdef, state = state_lib.init_state(model, opt, jax.random.PRNGKey(seed(config) + 2))
+  graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed(config) + 2))
   return ContrastiveTask(graphdef, opt, config.loss), state
 
 

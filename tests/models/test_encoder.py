@@ -326,3 +326,29 @@ def test_pooling_heads_is_a_field_of_its_own():
   bf16 = cfg.replace(dtype=jnp.bfloat16)
   assert encoder_lib.EncoderConfig.from_dict(bf16.to_dict()) == bf16
   assert encoder_lib.EncoderConfig.from_dict(cfg.to_dict()) == cfg
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_joint_encoding_of_modalities_equals_one_call_per_modality(train):
+  # MultiModalEncoder(shared=True) encodes every modality in one pass (one copy of the graph to
+  # compile); it must compute what one encoder call per modality computes, BatchNorm running
+  # statistics included (updated modality after modality).
+  cfg = CFG.replace(dropout=0.0)
+  channels = {"bas": 3, "ecg": 1, "resp": 5}
+  signals = {m: _signals(B, c, T, seed=i) for i, (m, c) in enumerate(channels.items())}
+  masks = {m: np.arange(c)[None].repeat(B, 0) < max(1, c - 1) for m, c in channels.items()}  # One padded channel.
+  positions = {m: _positions(B, c, seed=i) for i, (m, c) in enumerate(channels.items())}
+  joint = multimodal.MultiModalEncoder(tuple(channels), cfg, rngs=_rngs())
+  separate = multimodal.MultiModalEncoder(tuple(channels), cfg, rngs=_rngs())
+  got = joint(signals, masks, positions, train=train)
+  want = {m: separate.encoder(signals[m], masks[m], positions[m], train=train) for m in channels}
+  for m in channels:
+    for g, w in zip(got[m], want[m]):
+      np.testing.assert_allclose(np.asarray(g), np.asarray(w), **TOL)
+  for a, b in zip(jax.tree.leaves(nnx.state(joint, nnx.BatchStat)), jax.tree.leaves(nnx.state(separate, nnx.BatchStat))):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+  if train:  # The running statistics really moved (three updates, one per modality).
+    assert any(np.abs(np.asarray(v) - 1.0).max() > 1e-3
+               for v in jax.tree.leaves(nnx.state(joint.encoder.tokenizer.batch_norms[0], nnx.BatchStat)))
+  with pytest.raises(ValueError, match="one batch size and one length"):
+    joint.encoder.encode_groups({"a": signals["bas"], "b": signals["ecg"][:1]}, train=False)
