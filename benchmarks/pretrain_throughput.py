@@ -67,6 +67,9 @@ def _parse_args(argv=None):
                  help="encoder preset; tiny (2-s windows, E=32) only checks that the script runs")
   p.add_argument("--channel_encoding", action="store_true",
                  help="add the electrode channel encoding (transfer paper); SleepFM-Clinical has none")
+  p.add_argument("--torch", choices=("auto", "on", "off"), default="auto",
+                 help="time benchmarks/torch_baseline.py's PyTorch step on the same inputs, alternating with the "
+                      "JAX step (auto: when torch is importable)")
   p.add_argument("--profile", action="store_true", help="also time the encoder's parts (fwd+bwd)")
   p.add_argument("--trace_dir", default=None, help="write a jax.profiler trace of the timed steps here")
   p.add_argument("--output_json", default=None, help="also write the rows as JSON here")
@@ -159,6 +162,30 @@ def _local_step(graphdef, tx):
             "opt_state": opt_state}, {"loss": loss}
 
   return step
+
+
+def _torch_step(cfg, batch, dtype_name: str, args):
+  """(step, inputs) of benchmarks/torch_baseline.py at the same sizes, or (None, None) without torch."""
+  if args.torch == "off" or args.channel_encoding:
+    return None, None
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    if args.torch == "on":
+      raise
+    print("[benchmark] torch is not installed: no PyTorch column", file=sys.stderr)
+    return None, None
+  sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+  import torch_baseline  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  torch.set_num_threads(os.cpu_count() or 1)
+  model = torch_baseline.LOOModel(patch_size=cfg.patch_size, embed_dim=cfg.embed_dim, num_layers=cfg.num_layers,
+                                  num_heads=cfg.num_heads, pooling_heads=cfg.pooling_heads, ff_dim=cfg.ff_dim,
+                                  dropout=cfg.dropout, widths=cfg.tokenizer_widths)
+  autocast = torch.bfloat16 if dtype_name == "bfloat16" else None
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  return torch_baseline.make_step(model, autocast_dtype=autocast), torch_baseline.to_torch(
+      {m: np.asarray(x) for m, x in batch["signals"].items()})
 
 
 def _peak_memory_mib() -> tuple[float, str]:
@@ -304,15 +331,24 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   for _ in range(args.warmup):
     state, metrics = compiled(state, batch)
   jax.block_until_ready(state)
-  times, cpus = [], []
+  torch_step, torch_batch = _torch_step(cfg, batch, dtype_name, args)
+  if torch_step is not None:
+    for _ in range(args.warmup):
+      torch_step(torch_batch)
+  times, cpus, torch_times = [], [], []
   if args.trace_dir:
     jax.profiler.start_trace(os.path.join(args.trace_dir, f"b{batch_size}_{dtype_name}"))
   for _ in range(args.steps):
+    # JAX and PyTorch steps alternate on the same inputs, so that both see the same machine load.
     t0, c0 = time.perf_counter(), _cpu_s()
     state, metrics = compiled(state, batch)
     jax.block_until_ready((state, metrics))
     times.append(time.perf_counter() - t0)
     cpus.append(_cpu_s() - c0)
+    if torch_step is not None:
+      t0 = time.perf_counter()
+      float(torch_step(torch_batch))
+      torch_times.append(time.perf_counter() - t0)
   if args.trace_dir:
     jax.profiler.stop_trace()
   loss = jax.device_get(metrics["loss"])
@@ -331,6 +367,8 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
       "reference_windows_per_s": REFERENCE_WINDOWS_PER_S.get(batch_size) if args.preset == "sleepfm_clinical" else None,
       "speedup_vs_reference": (batch_size / med) / REFERENCE_WINDOWS_PER_S[batch_size]
       if batch_size in REFERENCE_WINDOWS_PER_S and args.preset == "sleepfm_clinical" else None,
+      "torch_windows_per_s": batch_size / statistics.median(torch_times) if torch_times else None,
+      "jax_vs_torch": statistics.median(torch_times) / med if torch_times else None,
       "peak_mem_MiB": peak, "peak_mem_kind": peak_kind, "loss": loss, "steps": args.steps,
       "device": f"{jax.devices()[0].platform}:{jax.devices()[0].device_kind} x{jax.device_count()}",
   }
@@ -503,7 +541,7 @@ def main(argv=None) -> int:
   for d in dtypes:
     for b in batch_sizes:
       cmd = [sys.executable, os.path.abspath(__file__), f"--_child={b},{d}", f"--steps={args.steps}",
-             f"--warmup={args.warmup}", f"--impl={args.impl}", f"--preset={args.preset}"]
+             f"--warmup={args.warmup}", f"--impl={args.impl}", f"--preset={args.preset}", f"--torch={args.torch}"]
       cmd += ["--channel_encoding"] * args.channel_encoding + ["--profile"] * args.profile
       if args.trace_dir:
         cmd.append(f"--trace_dir={args.trace_dir}")
@@ -525,8 +563,8 @@ def main(argv=None) -> int:
   print(f"device {rows[0]['device']}; step impl: {rows[0]['impl']} ({rows[0]['model']}); {os.cpu_count()} CPUs; "
         f"load average {'/'.join(f'{x:.1f}' for x in load) if load else '?'}; jax "
         f"{__import__('jax').__version__}; {platform.node()}\n")
-  print("| batch | dtype | windows/s | step ms (median) | min-max ms | CPU s/step | windows/s bound (CPU s) "
-        "| compile s | peak MiB | PyTorch ref windows/s | speed-up |")
+  print("| batch | dtype | JAX windows/s | step ms (median) | min-max ms | CPU s/step | windows/s bound (CPU s) "
+        "| compile s | peak MiB | PyTorch windows/s, same run | JAX / PyTorch |")
   print("|------:|-------|----------:|-----------------:|-----------:|-----------:|-----------------------:"
         "|----------:|---------:|----------------------:|---------:|")
   for r in rows:
@@ -535,8 +573,8 @@ def main(argv=None) -> int:
     print(f"| {r['batch']} | {r['dtype']} | {_fmt(r['windows_per_s'])} | {_fmt(r['step_ms'], '.0f')} | "
           f"{_fmt(r['step_ms_min'], '.0f')}-{_fmt(r['step_ms_max'], '.0f')} | {_fmt(r['cpu_s_per_step'])} | "
           f"{_fmt(bound)} | {_fmt(r['compile_s'], '.1f')} | "
-          f"{_fmt(r['peak_mem_MiB'], '.0f')} | {_fmt(r['reference_windows_per_s'], '.1f')} | "
-          f"{_fmt(r['speedup_vs_reference'])}{'x' if r['speedup_vs_reference'] else ''} |")
+          f"{_fmt(r['peak_mem_MiB'], '.0f')} | {_fmt(r['torch_windows_per_s'])} | "
+          f"{_fmt(r['jax_vs_torch'])}{'x' if r['jax_vs_torch'] else ''} |")
   print("\n'windows/s bound (CPU s)' = batch x CPUs / CPU seconds per step: the rate if every core worked on "
         "this step alone, i.e. an upper bound for a quiet machine; wall-clock windows/s is the measurement.")
   print(f"\npeak memory: {rows[0]['peak_mem_kind']}; median of {args.steps} steps after {args.warmup} warm-up steps")
