@@ -415,12 +415,11 @@ def make_dataset(
 ) -> grain.IterDataset:
   """A grain training pipeline of padded, masked window batches.
 
-  Each process (shard) reads only its part of the window index: windows
-  shard_index, shard_index + shard_count, ... of the first floor(W / shard_count) * shard_count
-  windows, so every shard has the same number of windows (the <= shard_count - 1 left over are
-  never read). The shard's windows are shuffled with `seed` (a different permutation in each pass
-  over the data, as grain's repeat reseeds), then batched per process: `batch_size` is the
-  per-process batch.
+  Every process (shard) walks the same global order of windows (shuffled with `seed`, a different
+  permutation in each pass over the data, as grain's repeat reseeds) in global batches of
+  `batch_size * shard_count` windows, and reads only its slice of each global batch: rows
+  [shard_index * batch_size, (shard_index + 1) * batch_size). So the global batches, and hence
+  training, are the same for any number of processes, and no window is read twice in a step.
 
   `iter(dataset)` returns a grain `DatasetIterator`; `it.get_state()` / `it.set_state(state)`
   save and restore the input position (a small dict, checkpointable with orbax's grain handler or
@@ -452,7 +451,8 @@ def make_dataset(
     A `grain.IterDataset` of batches (dicts as in the module docstring).
 
   Raises:
-    ValueError: empty source or shard, bad shard arguments, or a modality above its cap.
+    ValueError: empty source or shard, bad shard arguments (or several shards without
+      drop_remainder), or a modality above its cap.
   """
   if not 0 <= shard_index < shard_count:
     raise ValueError(f"shard_index {shard_index} not in [0, {shard_count})")
@@ -460,16 +460,19 @@ def make_dataset(
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
   index, assemble = _setup(source, index, window_epochs, stride_epochs, channel_caps,
                            modalities, subject_vocab)
-  per_shard = len(index) // shard_count
-  if per_shard == 0:
+  if len(index) < shard_count:
     raise ValueError(f"{len(index)} windows of {window_epochs} epochs cannot feed "
                      f"{shard_count} shards")
-  ds = grain.MapDataset.range(per_shard * shard_count)[shard_index::shard_count]
+  if shard_count > 1 and not drop_remainder:
+    raise ValueError("several shards need drop_remainder=True (a last partial global batch cannot be split)")
+  ds = grain.MapDataset.range(len(index))
   if shuffle:
     ds = ds.shuffle(seed=seed)
   ds = ds.repeat(num_epochs)
-  ds = ds.map(assemble)
-  ds = ds.batch(batch_size, drop_remainder=drop_remainder, batch_fn=collate)
+  lo, hi = shard_index * batch_size, (shard_index + 1) * batch_size
+  # Batches of window numbers first (cheap), then this shard's slice of each is read.
+  ds = ds.batch(batch_size * shard_count, drop_remainder=drop_remainder)
+  ds = ds.map(lambda windows: collate([assemble(int(w)) for w in np.asarray(windows)[lo:hi]]))
   if read_options is None:
     read_options = grain.ReadOptions(num_threads=4, prefetch_buffer_size=8)
   return ds.to_iter_dataset(read_options)

@@ -498,7 +498,7 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
   task, state = init_state(config, enc_config, len(class_names), strategy=strategy, seed=seed,
                            multilabel=multilabel, class_weights=class_weights, pretrained=pretrained)
   mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
-  state = jax.device_put(state, mesh_lib.state_sharding(state, mesh))
+  state = mesh_lib.put(state, mesh_lib.state_sharding(state, mesh))
   validation = classification_evaluator(task, data["validation"], class_names, config.eval_batch_size)
 
   def evaluate(state):

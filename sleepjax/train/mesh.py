@@ -22,6 +22,9 @@ def maybe_initialize_distributed() -> None:
   wants = ("JAX_COORDINATOR_ADDRESS" in env or "SLURM_NTASKS" in env
            or "OMPI_COMM_WORLD_SIZE" in env or "TPU_WORKER_HOSTNAMES" in env)
   if wants and int(env.get("JAX_NUM_PROCESSES", env.get("SLURM_NTASKS", "2"))) > 1:
+    if env.get("JAX_PLATFORMS", "").split(",")[0] == "cpu":
+      # CPU devices of several processes talk through gloo (JAX's default has no CPU collectives).
+      jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize()
     logging.info("jax.distributed initialised: process %d of %d", jax.process_index(), jax.process_count())
 
@@ -61,6 +64,26 @@ def state_sharding(state: Any, mesh: Mesh) -> Any:
   """
   rep = replicated(mesh)
   return jax.tree.map(lambda _: rep, state)
+
+
+def put(tree: Any, shardings: Any) -> Any:
+  """Places a host (or single-device) pytree on the mesh with its sharding tree.
+
+  One process: `jax.device_put`. Several processes: every process holds the same whole values
+  (a freshly initialised, replicated train state), so each contributes its local copy through
+  `jax.make_array_from_process_local_data` (`device_put` accepts only addressable devices). PRNG
+  key arrays travel as their key data.
+  """
+  if jax.process_count() == 1:
+    return jax.device_put(tree, shardings)
+
+  def place(x, sharding):
+    if hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      data = jax.make_array_from_process_local_data(sharding, np.asarray(jax.random.key_data(x)))
+      return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
+  return jax.tree.map(place, tree, shardings)
 
 
 def global_batch(local_batch: Mapping[str, Any], mesh: Mesh) -> dict[str, Any]:

@@ -210,7 +210,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None,
   initial = state_lib.model_from_state(task.graphdef, state_lib.host_copy(
       {"params": state["params"], "model_state": state["model_state"]}))
   shardings = mesh_lib.state_sharding(state, mesh)
-  state = jax.device_put(state, shardings)
+  state = mesh_lib.put(state, shardings)
 
   if train_source is None:
     train_source = inputs.open_splits(config.data, [config.data.train_split])[config.data.train_split]

@@ -594,7 +594,7 @@ def train_fold(config: ml_collections.ConfigDict, method: str, data: SleepData,
   key = jax.random.fold_in(jax.random.key(seed, impl="rbg"), fold_index)
   task, state = init_state(config, spec, model, modalities, channels, key=key)
   mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
-  state = jax.device_put(state, mesh_lib.state_sharding(state, mesh))
+  state = mesh_lib.put(state, mesh_lib.state_sharding(state, mesh))
   rng = np.random.default_rng(run_seed)
   train_idx = split["train"]
 

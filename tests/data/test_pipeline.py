@@ -227,3 +227,41 @@ def test_prepare_and_data_source_on_a_tiny_real_build(tmp_path):
   assert len(pipeline.WindowIndex.from_source(sliced, window_epochs=5)) == 1
   with pytest.raises(ValueError, match="not registered"):
     pipeline.prepare("no_such_psg_dataset", str(tmp_path))
+
+
+class _Recording(list):
+  def __init__(self, examples):
+    super().__init__(examples)
+    self.read = set()
+
+  def __getitem__(self, i):
+    self.read.add(int(i))
+    return super().__getitem__(i)
+
+
+def test_shards_read_only_their_slice_of_each_global_batch():
+  # Two processes with batch 3 each see exactly the global batches of one process with batch 6,
+  # and each reads nothing but its own rows of them (no prefetch here, so reads are exact).
+  import grain  # pylint: disable=g-import-not-at-top
+  from tests.train.conftest import fake_source  # pylint: disable=g-import-not-at-top
+  examples = fake_source(n_subjects=3, epochs_per_record=8)
+  no_prefetch = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)
+  single = pipeline.make_dataset(examples, batch_size=6, window_epochs=2, seed=3, read_options=no_prefetch)
+  whole = [next(it) for it in [iter(single)] for _ in range(3)]
+  row_of = {(ex["record_id"], int(ex["epoch_index"])): i for i, ex in enumerate(examples)}
+  for shard in (0, 1):
+    source = _Recording(examples)
+    it = iter(pipeline.make_dataset(source, batch_size=3, window_epochs=2, seed=3, shard_index=shard,
+                                    shard_count=2, read_options=no_prefetch))
+    source.read.clear()  # The pipeline read row 0 for the shapes.
+    mine = set()
+    for b in range(3):
+      part = next(it)
+      ref = {k: v[3 * shard:3 * (shard + 1)] for k, v in whole[b].items() if k in ("stage", "epoch_index", "record_id")}
+      np.testing.assert_array_equal(part["stage"], ref["stage"])
+      np.testing.assert_array_equal(part["epoch_index"], ref["epoch_index"])
+      assert list(part["record_id"]) == list(ref["record_id"])
+      mine |= {row_of[(r, int(e))] for r, eps in zip(ref["record_id"], ref["epoch_index"]) for e in eps}
+    assert source.read == mine
+  with pytest.raises(ValueError, match="drop_remainder"):
+    pipeline.make_dataset(examples, batch_size=3, window_epochs=2, shard_index=0, shard_count=2, drop_remainder=False)
