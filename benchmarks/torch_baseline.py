@@ -32,38 +32,47 @@ def _conv_lengths(patch_size: int, num_blocks: int) -> list[int]:
 
 
 class Tokenizer(nn.Module):
-  """Six blocks Conv1d(k5, s2, p2) -> BatchNorm1d -> ELU -> LayerNorm([C, L]); mean over L; Linear(128, E)."""
+  """Six blocks Conv1d(k5, s2, p2) -> BatchNorm1d -> ELU -> LayerNorm([C, L]); mean over L; Linear(128, E).
+
+  One `nn.Sequential` named `tokenizer`, so that the state-dict names are those of the official
+  SleepFM-Clinical checkpoints (`patch_embedding.tokenizer.<i>.*`; see
+  `sleepjax.models.sleepfm_clinical`).
+  """
 
   def __init__(self, patch_size: int, widths, embed_dim: int):
     super().__init__()
     self.patch_size = patch_size
     chans = (1,) + tuple(widths)
     lengths = _conv_lengths(patch_size, len(widths))
-    self.blocks = nn.ModuleList()
+    layers = []
     for c_in, c_out, length in zip(chans[:-1], chans[1:], lengths):
-      self.blocks.append(nn.ModuleList([nn.Conv1d(c_in, c_out, 5, stride=2, padding=2), nn.BatchNorm1d(c_out),
-                                        nn.LayerNorm([c_out, length])]))
-    self.proj = nn.Linear(chans[-1], embed_dim)
+      layers += [nn.Conv1d(c_in, c_out, 5, stride=2, padding=2), nn.BatchNorm1d(c_out), nn.ELU(),
+                 nn.LayerNorm([c_out, length])]
+    layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(chans[-1], embed_dim)]
+    self.tokenizer = nn.Sequential(*layers)
 
   def forward(self, x: torch.Tensor) -> torch.Tensor:
     """x: (B, C, T) -> (B, C, S, E)."""
     b, c, t = x.shape
     s = t // self.patch_size
-    h = x.reshape(b * c * s, 1, self.patch_size)
-    for conv, bn, ln in self.blocks:
-      h = ln(F.elu(bn(conv(h))))
-    return self.proj(h.mean(dim=2)).reshape(b, c, s, -1)
+    return self.tokenizer(x.reshape(b * c * s, 1, self.patch_size)).reshape(b, c, s, -1)
 
 
 class Pooling(nn.Module):
-  """One post-norm transformer layer over a set of tokens, then the mean over the set."""
+  """One post-norm transformer layer over a set of tokens, then the (masked) mean over the set."""
 
   def __init__(self, embed_dim: int, heads: int, ff_dim: int, dropout: float):
     super().__init__()
-    self.layer = nn.TransformerEncoderLayer(embed_dim, heads, ff_dim, dropout, batch_first=True, norm_first=False)
+    self.transformer_layer = nn.TransformerEncoderLayer(embed_dim, heads, ff_dim, dropout, batch_first=True,
+                                                        norm_first=False)
 
-  def forward(self, x: torch.Tensor) -> torch.Tensor:
-    return self.layer(x).mean(dim=1)
+  def forward(self, x: torch.Tensor, padding: torch.Tensor | None = None) -> torch.Tensor:
+    """x: (N, L, E); padding: optional (N, L) bool, True = padded (PyTorch's key-padding convention)."""
+    if padding is None:
+      return self.transformer_layer(x).mean(dim=1)
+    h = self.transformer_layer(x, src_key_padding_mask=padding)
+    keep = (~padding).float().unsqueeze(-1)
+    return (h * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 
 
 def sinusoidal(num_tokens: int, embed_dim: int) -> torch.Tensor:
@@ -76,31 +85,35 @@ def sinusoidal(num_tokens: int, embed_dim: int) -> torch.Tensor:
 
 
 class SetTransformer(nn.Module):
-  """Tokenizer -> channel pooling -> sinusoidal PE + LayerNorm -> pre-norm layers -> temporal pooling."""
+  """Tokenizer -> channel pooling -> sinusoidal PE + LayerNorm -> pre-norm layers -> temporal pooling.
+
+  Attribute names follow the official checkpoints: patch_embedding, spatial_pooling, layer_norm,
+  transformer_encoder (an `nn.TransformerEncoder`), temporal_pooling.
+  """
 
   def __init__(self, *, patch_size=640, embed_dim=128, num_layers=6, num_heads=8, pooling_heads=8, ff_dim=2048,
                dropout=0.3, widths=(4, 8, 16, 32, 64, 128)):
     super().__init__()
     self.embed_dim = embed_dim
-    self.tokenizer = Tokenizer(patch_size, widths, embed_dim)
-    self.channel_pool = Pooling(embed_dim, pooling_heads, ff_dim, dropout)
-    self.time_norm = nn.LayerNorm(embed_dim)
-    self.layers = nn.ModuleList([nn.TransformerEncoderLayer(embed_dim, num_heads, ff_dim, dropout, batch_first=True,
-                                                            norm_first=True) for _ in range(num_layers)])
-    self.time_pool = Pooling(embed_dim, pooling_heads, ff_dim, dropout)
+    self.patch_embedding = Tokenizer(patch_size, widths, embed_dim)
+    self.spatial_pooling = Pooling(embed_dim, pooling_heads, ff_dim, dropout)
+    self.layer_norm = nn.LayerNorm(embed_dim)
+    layer = nn.TransformerEncoderLayer(embed_dim, num_heads, ff_dim, dropout, batch_first=True, norm_first=True)
+    self.transformer_encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+    self.temporal_pooling = Pooling(embed_dim, pooling_heads, ff_dim, dropout)
 
-  def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x: (B, C, T) -> (tokens (B, S, E), pooled (B, E))."""
-    tokens = self.tokenizer(x)  # (B, C, S, E)
+  def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """x: (B, C, T); mask: optional (B, C) bool, True = real channel -> (tokens (B, S, E), pooled (B, E))."""
+    tokens = self.patch_embedding(x)  # (B, C, S, E)
     b, c, s, e = tokens.shape
     if c == 1:
       h = tokens[:, 0]
     else:
-      h = self.channel_pool(tokens.transpose(1, 2).reshape(b * s, c, e)).reshape(b, s, e)
-    h = self.time_norm(h + sinusoidal(s, e).to(h.device, h.dtype))
-    for layer in self.layers:
-      h = layer(h)
-    return h, self.time_pool(h)
+      padding = None if mask is None else (~mask.bool())[:, None, :].expand(b, s, c).reshape(b * s, c)
+      h = self.spatial_pooling(tokens.transpose(1, 2).reshape(b * s, c, e), padding).reshape(b, s, e)
+    h = self.layer_norm(h + sinusoidal(s, e).to(h.device, h.dtype))
+    h = self.transformer_encoder(h)
+    return h, self.temporal_pooling(h)
 
 
 class LOOModel(nn.Module):
