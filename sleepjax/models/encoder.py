@@ -190,37 +190,41 @@ class _JointLayerNorm(nnx.Module):
     return y.astype(self.dtype or x.dtype)
 
 
-def _group_batch_norm(bn: nnx.BatchNorm, x: jax.Array, mask: jax.Array, onehot: jax.Array) -> jax.Array:
+def _group_batch_norm(bn: nnx.BatchNorm, x: jax.Array, mask: jax.Array, bounds: Sequence[int]) -> jax.Array:
   """`bn` in training mode with separate batch statistics per group of rows, in one pass.
 
   Equals `bn(x[group g], mask=mask[group g])` for g = 0, 1, ... in turn: each group is normalised
   with its own masked mean and (biased, E[x^2] - E[x]^2, clipped at 0) variance, as Flax's
   BatchNorm computes them, and the running averages take the groups' statistics one after the
-  other. One graph instead of one BatchNorm per group: the statistics are weighted sums with
-  the (static) one-hot group membership.
+  other. The groups are static, contiguous row ranges, so each group's statistics are plain
+  reductions over a slice (fused by XLA, no copy) and the rows are normalised in one elementwise
+  pass with their group's statistics.
 
   Args:
     bn: the BatchNorm module (its scale, bias, running mean and variance, momentum, epsilon).
     x: (N, L, F) activations.
     mask: (N, 1, 1) bool, True = the row counts in its group's statistics.
-    onehot: (N, G) float32 group membership.
+    bounds: G + 1 static row offsets, group g = rows [bounds[g], bounds[g + 1]).
 
   Returns:
     (N, L, F) normalised activations in the module's dtype.
   """
   x32 = x.astype(jnp.promote_types(bn.dtype or x.dtype, jnp.float32))
-  w = onehot * mask[:, 0, 0, None].astype(jnp.float32)  # (N, G)
-  count = jnp.sum(w, axis=0) * x.shape[1]  # (G,) positions counted per group
-  mu = jnp.einsum("ng,nlf->gf", w, x32) / count[:, None]  # (G, F)
-  mu2 = jnp.einsum("ng,nlf->gf", w, jnp.square(x32)) / count[:, None]
-  var = jnp.maximum(0.0, mu2 - jnp.square(mu))
+  w = mask.astype(x32.dtype)  # (N, 1, 1)
   mean_run, var_run = bn.mean[...], bn.var[...]
-  for g in range(onehot.shape[1]):
-    mean_run = bn.momentum * mean_run + (1 - bn.momentum) * jax.lax.stop_gradient(mu[g])
-    var_run = bn.momentum * var_run + (1 - bn.momentum) * jax.lax.stop_gradient(var[g])
+  row_mu, row_var = [], []
+  for lo, hi in zip(bounds[:-1], bounds[1:]):
+    xg, wg = x32[lo:hi], w[lo:hi]
+    count = jnp.sum(wg) * x.shape[1]
+    mu = jnp.sum(xg * wg, axis=(0, 1)) / count  # (F,)
+    var = jnp.maximum(0.0, jnp.sum(jnp.square(xg) * wg, axis=(0, 1)) / count - jnp.square(mu))
+    mean_run = bn.momentum * mean_run + (1 - bn.momentum) * jax.lax.stop_gradient(mu)
+    var_run = bn.momentum * var_run + (1 - bn.momentum) * jax.lax.stop_gradient(var)
+    row_mu.append(jnp.broadcast_to(mu, (hi - lo, mu.shape[0])))
+    row_var.append(jnp.broadcast_to(var, (hi - lo, var.shape[0])))
   bn.mean[...] = mean_run
   bn.var[...] = var_run
-  row_mu, row_var = onehot @ mu, onehot @ var  # (N, F): each row's own group statistics
+  row_mu, row_var = jnp.concatenate(row_mu), jnp.concatenate(row_var)  # (N, F): each row's group statistics
   y = (x32 - row_mu[:, None]) * (jax.lax.rsqrt(row_var + bn.epsilon) * bn.scale[...])[:, None] + bn.bias[...]
   return y.astype(bn.dtype or x.dtype)
 
@@ -301,12 +305,10 @@ class PatchTokenizer(nnx.Module):
     bounds = np.cumsum([0] + sizes)
     h = patches[0] if len(patches) == 1 else jnp.concatenate(patches)  # (N, P, 1)
     patch_mask = patch_masks[0] if len(patch_masks) == 1 else jnp.concatenate(patch_masks)  # (N, 1, 1)
-    # Group membership of every patch (static): (N, G) one-hot.
-    onehot = jnp.asarray(np.repeat(np.eye(len(sizes), dtype=np.float32), sizes, axis=0))
     for conv, bn, ln in zip(self.convs, self.batch_norms, self.layer_norms):
       h = conv(h)
       if train and len(sizes) > 1:
-        h = _group_batch_norm(bn, h, patch_mask, onehot)
+        h = _group_batch_norm(bn, h, patch_mask, [int(b) for b in bounds])
       else:
         h = bn(h, use_running_average=not train, mask=patch_mask)
       h = ln(jax.nn.elu(h))
