@@ -227,6 +227,29 @@ def test_prepare_and_data_source_on_a_tiny_real_build(tmp_path):
   assert len(pipeline.WindowIndex.from_source(sliced, window_epochs=5)) == 1
   with pytest.raises(ValueError, match="not registered"):
     pipeline.prepare("no_such_psg_dataset", str(tmp_path))
+  # The pipeline's own decoding of the stored records gives what TFDS's decoding gives, field by
+  # field, and the same batches as the generic path (a plain list of TFDS-decoded examples).
+  for source in (src, sliced):
+    decoder = pipeline._EpochDecoder.for_source(source)
+    assert decoder is not None
+    for i in range(len(source)):
+      want, got = source[i], decoder(i)
+      for group in ("signals", "positions"):
+        assert set(got[group]) == set(want[group])
+        for m in want[group]:
+          assert got[group][m].dtype == want[group][m].dtype
+          np.testing.assert_array_equal(got[group][m], want[group][m])
+      for key in ("stage", "epoch_index", "subject_id", "record_id"):
+        assert got[key] == want[key] and type(got[key]) is type(want[key]), key
+  assert pipeline._EpochDecoder.for_source([src[0]]) is None
+  generic = list(pipeline.iterate_windows([src[i] for i in range(len(src))], batch_size=4, window_epochs=5))
+  assert len(generic) == len(batches)
+  for a, b in zip(batches, generic):
+    for key in ("signals", "mask", "positions", "position_mask"):
+      for m in a[key]:
+        np.testing.assert_array_equal(a[key][m], b[key][m])
+    for key in ("stage", "subject", "record_id", "epoch_index"):
+      np.testing.assert_array_equal(a[key], b[key])
 
 
 class _Recording(list):
