@@ -46,3 +46,19 @@ def test_torch_baseline_has_the_jax_encoders_parameter_count():
   jax_model = multimodal.MultiModalEncoder(("bas", "ecg"), encoder_lib.sleepfm_clinical(), rngs=nnx.Rngs(0))
   n_jax = sum(x.size for x in jax.tree.leaves(nnx.state(jax_model, nnx.Param)))
   assert torch_baseline.parameter_count(torch_baseline.LOOModel()) == n_jax == 4_831_657
+
+
+@pytest.mark.slow
+def test_input_benchmarks_run_on_the_tiny_dataset(tmp_path):
+  env = dict(os.environ, TFDS_DATA_DIR=str(tmp_path / "tfds"),
+             XLA_FLAGS=os.environ.get("XLA_FLAGS", "").replace("device_count=8", "device_count=1"))
+  runs = {
+      "input_pipeline.py": ["--config=tiny", "--window_epochs=1", "--batch_size=2", "--batches=2", "--threads=1"],
+      "train_input.py": ["--variant=tiny", "--steps=2", "--warmup=1", "--threads=1"],
+  }
+  for script, args in runs.items():
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, script + proc.stdout[-3000:] + proc.stderr[-3000:]
+  rows = [line for line in proc.stdout.splitlines() if line.startswith("| real") or line.startswith("| synthetic")]
+  assert len(rows) == 3 and all(float(r.split("|")[3]) > 0 for r in rows)
