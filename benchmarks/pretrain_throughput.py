@@ -9,7 +9,8 @@ the state donated, exactly as `train()` runs it.
 
 Every (batch size, dtype) runs in a fresh subprocess so that compile time and peak memory are
 not polluted by the previous configuration. Reported per configuration:
-  compile_s     lowering + XLA compilation of the jitted step,
+  compile_s     lowering + XLA compilation of the jitted step (lower_s, the tracing and lowering
+                to StableHLO alone, is in the JSON),
   step_ms       median wall time of `--steps` steps after `--warmup` warm-up steps,
   windows/s     batch size / median step time,
   peak_mem_MiB  peak resident set size of the process on CPU (ru_maxrss; includes Python, JAX
@@ -115,8 +116,10 @@ def _build_model(cfg, modalities):
 
   try:
     from sleepjax.models import multimodal
+    from sleepjax.train import state as state_lib
+    # As the trainer: RBG dropout keys (state.dropout_key).
     return multimodal.MultiModalEncoder(modalities, cfg, shared=True,
-                                        rngs=nnx.Rngs(params=0, dropout=1)), "MultiModalEncoder"
+                                        rngs=nnx.Rngs(params=0, dropout=state_lib.dropout_key(1))), "MultiModalEncoder"
   except ImportError:
     from sleepjax.models import encoder as encoder_lib
 
@@ -300,20 +303,22 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   # SleepFM reference optimiser: SGD, momentum 0.9, lr 1e-3.
   opt = optim.OptimizerConfig(name="sgd", learning_rate=1e-3, momentum=0.9)
   tx = optim.make_optimizer(opt)
-  graphdef, state = state_lib.init_state(model, opt, jax.random.PRNGKey(2))
+  graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(2))  # the trainer's RBG key
 
   batch = jax.tree.map(jnp.asarray, _make_batch(batch_size, cfg.window_samples))
   if not args.channel_encoding:
     batch.pop("positions")
 
-  impl, compiled, compile_s = args.impl, None, None
+  impl, compiled, compile_s, lower_s = args.impl, None, None, None
   if impl in ("auto", "trainer"):
     try:
       from sleepjax.train import pretrain
       task = pretrain.ContrastiveTask(graphdef, opt, "loo")
       jitted = jax.jit(lambda s, b: state_lib.train_step(task, s, b, {}), donate_argnums=(0,))
       t0 = time.perf_counter()
-      compiled = jitted.lower(state, batch).compile()
+      lowered = jitted.lower(state, batch)
+      lower_s = time.perf_counter() - t0
+      compiled = lowered.compile()
       compile_s = time.perf_counter() - t0
       impl = "trainer"
     except Exception as e:  # pylint: disable=broad-except
@@ -324,7 +329,9 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   if compiled is None:
     jitted = jax.jit(_local_step(graphdef, tx), donate_argnums=(0,))
     t0 = time.perf_counter()
-    compiled = jitted.lower(state, batch).compile()
+    lowered = jitted.lower(state, batch)
+    lower_s = time.perf_counter() - t0
+    compiled = lowered.compile()
     compile_s = time.perf_counter() - t0
     impl = "local"
 
@@ -358,7 +365,7 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
   peak, peak_kind = _peak_memory_mib()
   row = {
       "batch": batch_size, "dtype": dtype_name, "impl": impl, "model": model_name, "preset": args.preset,
-      "compile_s": compile_s, "step_ms": 1e3 * med, "step_ms_min": 1e3 * min(times),
+      "compile_s": compile_s, "lower_s": lower_s, "step_ms": 1e3 * med, "step_ms_min": 1e3 * min(times),
       "step_ms_max": 1e3 * max(times), "windows_per_s": batch_size / med,
       # CPU seconds per step (all threads) are far less sensitive to other processes than wall
       # time; on an idle machine with n cores, wall time >= cpu time / n.
@@ -564,7 +571,7 @@ def main(argv=None) -> int:
         f"load average {'/'.join(f'{x:.1f}' for x in load) if load else '?'}; jax "
         f"{__import__('jax').__version__}; {platform.node()}\n")
   print("| batch | dtype | JAX windows/s | step ms (median) | min-max ms | CPU s/step | windows/s bound (CPU s) "
-        "| compile s | peak MiB | PyTorch windows/s, same run | JAX / PyTorch |")
+        "| compile s (of which lowering) | peak MiB | PyTorch windows/s, same run | JAX / PyTorch |")
   print("|------:|-------|----------:|-----------------:|-----------:|-----------:|-----------------------:"
         "|----------:|---------:|----------------------:|---------:|")
   for r in rows:
@@ -572,7 +579,7 @@ def main(argv=None) -> int:
     bound = r["batch"] * r["cpu_count"] / r["cpu_s_per_step"]
     print(f"| {r['batch']} | {r['dtype']} | {_fmt(r['windows_per_s'])} | {_fmt(r['step_ms'], '.0f')} | "
           f"{_fmt(r['step_ms_min'], '.0f')}-{_fmt(r['step_ms_max'], '.0f')} | {_fmt(r['cpu_s_per_step'])} | "
-          f"{_fmt(bound)} | {_fmt(r['compile_s'], '.1f')} | "
+          f"{_fmt(bound)} | {_fmt(r['compile_s'], '.1f')} ({_fmt(r.get('lower_s'), '.1f')}) | "
           f"{_fmt(r['peak_mem_MiB'], '.0f')} | {_fmt(r['torch_windows_per_s'])} | "
           f"{_fmt(r['jax_vs_torch'])}{'x' if r['jax_vs_torch'] else ''} |")
   print("\n'windows/s bound (CPU s)' = batch x CPUs / CPU seconds per step: the rate if every core worked on "
