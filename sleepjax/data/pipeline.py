@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -295,24 +296,33 @@ def _modality_groups(
   return {m: (m,) for m in modalities}
 
 
+@functools.cache
+def _example_class():
+  from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
+  return tf_example_pb2.Example
+
+
+def _parse_example(record: bytes):
+  return _example_class().FromString(record)
+
+
 class _EpochDecoder:
   """Reads one stored 30-s epoch of a sleepjax PSG dataset straight from its array_record bytes.
 
   TFDS's generic decoding of an example (`source[i]`) costs about 0.6 ms per 13-channel 128-Hz
   epoch, five times the read itself; it is Python bookkeeping over the nested feature dict. The
   stored records are `tf.train.Example` protos (TFDS's serialization of the features of
-  docs/architecture.md §3: "signals/<modality>" float lists, "positions/<modality>", int64
+  docs/architecture.md §3: "signals/<modality>" float lists or raw float32 bytes (TFDS's
+  `Encoding.NONE` or `Encoding.BYTES`), "positions/<modality>", int64
   "stage" and "epoch_index", bytes "subject_id" and "record_id"), so this decoder parses the proto
   and converts the fields the pipeline uses, about 0.1 ms per epoch, to the same values (a test
   checks every field against `source[i]`). `channel_names` is not read. Any other layout (another
-  dataset, a feature stored with TFDS's bytes encoding, a non-array_record source) gets `None`
-  from `for_source`, and the pipeline uses `source[i]`.
+  dataset, a zlib-encoded feature, a non-array_record source) gets `None` from `for_source`, and
+  the pipeline uses `source[i]`.
   """
 
-  def __init__(self, records, shapes: dict[str, dict[str, tuple[int, ...]]]):
-    from tensorflow_datasets.proto import tf_example_pb2  # pylint: disable=g-import-not-at-top
-    self._records = records
-    self._parse = tf_example_pb2.Example.FromString
+  def __init__(self, records, shapes: dict[str, dict[str, tuple[tuple[int, ...], bool]]]):
+    self._records = records  # picklable (grain worker processes): no proto classes held here
     self._shapes = shapes
 
   @classmethod
@@ -330,11 +340,12 @@ class _EpochDecoder:
       shapes = {"signals": {}, "positions": {}}
       for group in shapes:
         for m, feature in features[group].items():
+          encoding = getattr(feature, "_encoding", None)  # TFDS has no public accessor
           if (not isinstance(feature, tfds.features.Tensor) or feature.np_dtype != np.float32
-              or getattr(feature, "_encoding", None) != tfds.features.Encoding.NONE  # no public accessor
+              or encoding not in (tfds.features.Encoding.NONE, tfds.features.Encoding.BYTES)
               or None in feature.shape):
             return None
-          shapes[group][m] = tuple(feature.shape)
+          shapes[group][m] = (tuple(feature.shape), encoding == tfds.features.Encoding.BYTES)
       for name in ("stage", "epoch_index"):
         if not isinstance(features[name], tfds.features.Scalar) or features[name].np_dtype != np.int32:
           return None
@@ -346,11 +357,16 @@ class _EpochDecoder:
     return cls(records, shapes)
 
   def __call__(self, i: int) -> dict[str, Any]:
-    f = self._parse(self._records[i]).features.feature
+    f = _parse_example(self._records[i]).features.feature
     out: dict[str, Any] = {}
     for group, shapes in self._shapes.items():
-      out[group] = {m: np.asarray(f[f"{group}/{m}"].float_list.value, np.float32).reshape(shape)
-                    for m, shape in shapes.items()}
+      out[group] = {}
+      for m, (shape, raw_bytes) in shapes.items():
+        value = f[f"{group}/{m}"]
+        if raw_bytes:  # TFDS's Encoding.BYTES: the array's bytes in native (little-endian) order
+          out[group][m] = np.frombuffer(value.bytes_list.value[0], np.float32).reshape(shape)
+        else:
+          out[group][m] = np.asarray(value.float_list.value, np.float32).reshape(shape)
     out["stage"] = int(f["stage"].int64_list.value[0])
     out["epoch_index"] = int(f["epoch_index"].int64_list.value[0])
     out["subject_id"] = f["subject_id"].bytes_list.value[0]
