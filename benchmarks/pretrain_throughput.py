@@ -71,6 +71,9 @@ def _parse_args(argv=None):
   p.add_argument("--torch", choices=("auto", "on", "off"), default="auto",
                  help="time benchmarks/torch_baseline.py's PyTorch step on the same inputs, alternating with the "
                       "JAX step (auto: when torch is importable)")
+  p.add_argument("--omp_wait_policy", default="PASSIVE",
+                 help="OMP_WAIT_POLICY of the measuring processes (PASSIVE: PyTorch's idle OpenMP threads do not "
+                      "spin during the JAX steps; '' keeps the environment's)")
   p.add_argument("--profile", action="store_true", help="also time the encoder's parts (fwd+bwd)")
   p.add_argument("--trace_dir", default=None, help="write a jax.profiler trace of the timed steps here")
   p.add_argument("--output_json", default=None, help="also write the rows as JSON here")
@@ -553,7 +556,11 @@ def main(argv=None) -> int:
       if args.trace_dir:
         cmd.append(f"--trace_dir={args.trace_dir}")
       print(f"[benchmark] batch {b}, {d} ...", file=sys.stderr, flush=True)
-      proc = subprocess.run(cmd, capture_output=True, text=True)
+      # PyTorch's OpenMP threads busy-wait after each of its steps (GNU OpenMP's default), which
+      # steals the cores from the JAX step that follows in the alternation; passive waiting
+      # makes the two share the machine fairly (--omp_wait_policy to change it).
+      env = dict(os.environ, OMP_WAIT_POLICY=args.omp_wait_policy) if args.omp_wait_policy else None
+      proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
       result = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
       if proc.returncode or not result:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
