@@ -284,8 +284,11 @@ class Hypnogram(data_hypnogram.Hypnogram):
     if self.probabilities is not None:
       axp = axes[1, 0]
       p = np.nan_to_num(self.probabilities, nan=0.0)
-      axp.stackplot(self.onsets / 3600.0 + EPOCH_S / 7200.0, p.T, labels=stages_lib.STAGE_NAMES, colors=colors,
-                    step="mid")
+      top = np.cumsum(p, axis=1)
+      top = np.concatenate([top, top[-1:]])  # Step plots over epoch edges: repeat the last epoch.
+      bottom = np.concatenate([np.zeros((top.shape[0], 1)), top[:, :-1]], axis=1)
+      for k, label in enumerate(stages_lib.STAGE_NAMES):
+        axp.fill_between(hours, bottom[:, k], top[:, k], step="post", color=colors[k], label=label, lw=0)
       axp.set_ylim(0, 1)
       axp.set_ylabel("probability")
       axp.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
