@@ -14,8 +14,9 @@ use (EDF validation, the alias table `sleepjax.data.channels.channel_modality`, 
 resampling with scipy's resample_poly, z-score):
 
 1. Channels: each model channel is looked up by its name and aliases; a model channel still
-   unfilled takes the next unused file channel of the same modality (typed by the alias table),
-   in file order. `montage=` overrides the assignment.
+   unfilled takes an unused file channel of the same modality (typed by the alias table): the
+   nearest by active-electrode position when both are electrodes or derivations, else in file order.
+   `montage=` overrides the assignment.
 2. Channels and modalities the recording lacks are masked (a SleepMG model has no mask input: its
    missing channels are zero signals), with one warning naming them. When nothing usable is left
    a `RecordingError` names the file, what the model needs and the channels found.
@@ -33,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -263,8 +265,9 @@ def assign_channels(spec: InputSpec, labels: Sequence[str], montage=None, path=N
   Args:
     spec: the stager's input.
     labels: the recording's channel labels (EDF annotation signals excluded).
-    montage: None (automatic: name and aliases first, then the next unused file channel of the
-      same modality by `sleepjax.data.channels.channel_modality`), a mapping {model channel name:
+    montage: None (automatic: name and aliases first, then the unused file channels of the same
+      modality by `sleepjax.data.channels.channel_modality`, electrodes to the nearest model
+      electrode by active-electrode position, the others in file order), a mapping {model channel name:
       file label}, or a `sleepjax.data.Montage` whose channel names are model channel names and
       whose aliases are file labels. With a montage only its channels are used.
     path: the recording, named in errors.
@@ -276,6 +279,7 @@ def assign_channels(spec: InputSpec, labels: Sequence[str], montage=None, path=N
   from sleepjax.data.channels import ChannelSpec  # pylint: disable=g-import-not-at-top
   from sleepjax.data.channels import Montage  # pylint: disable=g-import-not-at-top
   from sleepjax.data.channels import channel_modality  # pylint: disable=g-import-not-at-top
+  from sleepjax.data.channels import electrode_position  # pylint: disable=g-import-not-at-top
   modality_of = {n: m for m, chans in spec.montage.items() for n, _ in chans}
   if montage is not None:
     if isinstance(montage, Montage):
@@ -294,7 +298,20 @@ def assign_channels(spec: InputSpec, labels: Sequence[str], montage=None, path=N
   used = set(out.values())
   for m, chans in spec.montage.items():
     free = [lab for lab in labels if lab not in used and channel_modality(lab) == m]
-    for n, _ in chans:
+    open_slots = [n for n, _ in chans if n not in out]
+    # Electrode channels go to the model channel nearest by ACTIVE electrode first (positions on
+    # the unit sphere, docs/specification.md §2.3.1; "C3-A1" counts as C3: references differ
+    # between labs), greedily by distance.
+    pos = {x: electrode_position(re.split(r"[-_]", x.strip())[0]) for x in open_slots + free}
+    pairs = sorted((float(np.linalg.norm(pos[n] - pos[lab])), i, j, n, lab)
+                   for i, n in enumerate(open_slots) for j, lab in enumerate(free)
+                   if np.isfinite(pos[n]).all() and np.isfinite(pos[lab]).all())
+    for _, _, _, n, lab in pairs:
+      if n not in out and lab not in used:
+        out[n] = lab
+        used.add(lab)
+    free = [lab for lab in free if lab not in used]
+    for n in open_slots:  # The rest in file order.
       if n not in out and free:
         out[n] = free.pop(0)
         used.add(out[n])

@@ -111,8 +111,18 @@ def test_channels_typed_by_the_alias_table(stager):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore", staging.StagingWarning)
     hyp = staging.stage(raw, stager)
-  assert hyp.channels == {"EEG Fpz-Cz": "C3-A2", "EOG horizontal": "LOC", "EOG E2-M1": "ROC", "ECG": "EKG"}
+  assert hyp.channels == {"EEG Pz-Oz": "C3-A2", "EOG horizontal": "LOC", "EOG E2-M1": "ROC", "ECG": "EKG"}
   np.testing.assert_allclose(hyp.probabilities.sum(1), 1.0, atol=1e-5)
+
+
+def test_eeg_assigned_by_active_electrode():
+  """The synthetic montage's mastoid derivations get DREAMS' A1-referenced channels by position."""
+  from sleepjax.data import synthetic
+  spec = staging.InputSpec({"eeg": tuple((n, ()) for n in synthetic.EEG_CHANNELS),
+                            "eog": tuple((n, ()) for n in synthetic.EOG_CHANNELS)})
+  got = staging.assign_channels(spec, ["O1-A1", "EMG1", "ECG", "C3-A1", "FP1-A1", "EOG2-A1", "EOG1-A1"])
+  assert got == {"EEG F3-M2": "FP1-A1", "EEG C3-M2": "C3-A1", "EEG O1-M2": "O1-A1", "EOG E1-M2": "EOG2-A1",
+                 "EOG E2-M1": "EOG1-A1"}
 
 
 def test_montage_override_and_mistyped_label(stager):
