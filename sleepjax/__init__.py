@@ -7,6 +7,26 @@ Subpackages:
   optim:       optax pieces (SleepMG per-modality balance transform, schedules).
   train:       one trainer per task (pretrain, sleepmg, finetune).
   evaluation:  confusion-matrix metrics, linear probes, reports and plots.
+
+Top-level shortcuts, imported on first use so that `import sleepjax` stays light:
+  sleepjax.stage(recording, model) -> sleepjax.Hypnogram   (sleepjax.staging, docs/staging.md)
 """
 
 __version__ = "0.1.0"
+
+_LAZY = {"stage": ("sleepjax.staging", "stage"), "load_stager": ("sleepjax.staging", "load_stager"),
+         "Hypnogram": ("sleepjax.hypnogram", "Hypnogram")}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib  # pylint: disable=g-import-not-at-top
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+  raise AttributeError(f"module 'sleepjax' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_LAZY))

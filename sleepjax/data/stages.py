@@ -25,13 +25,15 @@ RK_TO_AASM = {
     "?": UNSCORED,
     "M": MOVEMENT,
 }
+# AASM codes in "Sleep stage N1/N2/N3" (what sleepjax.hypnogram.Hypnogram.to_edf_annotations writes).
+AASM_CODES = {"N1": N1, "N2": N2, "N3": N3}
 
 
 def map_stage_text(text: str, path=None) -> int:
   """Maps one Sleep-EDF style stage annotation to an AASM stage integer.
 
-  Accepts "Sleep stage W/1/2/3/4/R/?" (Sleep-EDF Expanded, Kemp et al. 2000) and
-  "Movement time"; surrounding whitespace is ignored.
+  Accepts "Sleep stage W/1/2/3/4/R/?" (Sleep-EDF Expanded, Kemp et al. 2000), the AASM
+  "Sleep stage N1/N2/N3" and "Movement time"; surrounding whitespace is ignored.
 
   Args:
     text: the annotation text.
@@ -54,4 +56,6 @@ def map_stage_text(text: str, path=None) -> int:
     code = t[len(prefix):].strip().upper()
     if code in RK_TO_AASM:
       return RK_TO_AASM[code]
+    if code in AASM_CODES:
+      return AASM_CODES[code]
   raise AnnotationError(path, f"unknown sleep stage annotation text {text!r}")

@@ -196,11 +196,15 @@ class SleepData:
     stage: (N,) int32 AASM stage (W=0..REM=4).
     subject: (N,) str subject id (the SleepMG domain).
     record_id: (N,) str.
+    input: what a saved model needs to prepare a new recording like these epochs
+      (`preprocessing_metadata`): {"montage": {modality: [{"name", "aliases"}...]} or None,
+      "sfreq", "epoch_s", "units", "lowpass_at_nyquist", "zscore"}; None when unknown.
   """
   signals: dict[str, np.ndarray]
   stage: np.ndarray
   subject: np.ndarray
   record_id: np.ndarray
+  input: dict[str, Any] | None = None
 
   def __len__(self) -> int:
     return int(self.stage.shape[0])
@@ -250,7 +254,34 @@ def make_toy_data(*, num_subjects: int = 4, epochs_per_subject: int = 40,
     x = x * gain[subj][:, None, None] + offset[subj][:, None, None]
     signals[m] = (20.0 * x).astype(np.float32)  # ~20 uV
   record = np.array([f"{s}E0" for s in subject], dtype=object)
-  return SleepData(signals, stage, subject.astype(object), record)
+  montage = {m: [{"name": f"{m}{i}", "aliases": []} for i in range(c)] for m, c in channels.items()}
+  return SleepData(signals, stage, subject.astype(object), record,
+                   input=preprocessing_metadata(montage, sfreq=100.0, lowpass_at_nyquist=False, zscore=False))
+
+
+def preprocessing_metadata(montage: Mapping[str, Sequence[Mapping[str, Any]]] | None, *, sfreq: float,
+                           lowpass_at_nyquist: bool, zscore: bool) -> dict[str, Any]:
+  """The "input" block of a saved stager's metadata: how `sleepjax.stage` prepares a recording.
+
+  Args:
+    montage: {modality: [{"name": channel name, "aliases": [file labels]}, ...]} in the model's
+      channel order (a dataset's `Montage`, see `montage_metadata`); None when unknown.
+    sfreq: Hz of the model's input.
+    lowpass_at_nyquist, zscore: `sleepjax.data.recording.epoch_recording`'s preprocessing flags.
+
+  Returns:
+    {"montage", "sfreq", "epoch_s": 30.0, "units": "uV", "lowpass_at_nyquist", "zscore",
+     "resample": "scipy.signal.resample_poly"}.
+  """
+  return {"montage": None if montage is None else {m: [dict(c) for c in v] for m, v in montage.items()},
+          "sfreq": float(sfreq), "epoch_s": 30.0, "units": "uV", "lowpass_at_nyquist": bool(lowpass_at_nyquist),
+          "zscore": bool(zscore), "resample": "scipy.signal.resample_poly"}
+
+
+def montage_metadata(montage, modalities: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+  """{modality: [{"name", "aliases"}]} of a `sleepjax.data.Montage`, restricted to `modalities`."""
+  by = montage.by_modality()
+  return {m: [{"name": s.name, "aliases": list(s.aliases)} for s in by.get(m, ())] for m in modalities}
 
 
 def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
@@ -265,7 +296,8 @@ def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
   modalities = tuple(config.data.modalities)
   sig = {m: [] for m in modalities}
   stage, subject, record = [], [], []
-  sources = inputs.open_splits(config.data, config.data.splits)
+  builder = inputs.open_dataset(config.data)
+  sources = {split: builder.as_data_source(split=split) for split in dict.fromkeys(config.data.splits)}
   for split in config.data.splits:
     source = sources[split]
     for i in range(len(source)):
@@ -286,7 +318,19 @@ def load_tfds_data(config: ml_collections.ConfigDict) -> SleepData:
   stage_arr = np.asarray(stage, np.int32)
   keep = stage_arr >= 0
   return SleepData({m: x[keep] for m, x in signals.items()}, stage_arr[keep],
-                   np.asarray(subject, object)[keep], np.asarray(record, object)[keep])
+                   np.asarray(subject, object)[keep], np.asarray(record, object)[keep],
+                   input=_builder_input(builder, modalities))
+
+
+def _builder_input(builder, modalities: Sequence[str]) -> dict[str, Any] | None:
+  """The preprocessing of a PSG builder config (sfreq, lowpass_at_nyquist, zscore, montage), or None."""
+  cfg = getattr(builder, "builder_config", None)
+  if cfg is None or not hasattr(cfg, "sfreq"):
+    return None
+  montage = getattr(cfg, "montage", None)
+  return preprocessing_metadata(montage_metadata(montage, modalities) if montage is not None else None,
+                                sfreq=float(cfg.sfreq), lowpass_at_nyquist=bool(getattr(cfg, "lowpass_at_nyquist", False)),
+                                zscore=bool(getattr(cfg, "zscore", False)))
 
 
 def load_data(config: ml_collections.ConfigDict) -> SleepData:
@@ -644,7 +688,10 @@ def model_metadata(config, data: SleepData, method: str, seed: int, fold, run: M
                    "channels": {m: int(data.channels[m]) for m in config.data.modalities},
                    "sfreq": 100.0, "epoch_s": 30.0, "units": "uV"},
           # The stage logits are G_y of the model's output dict: model(signals)["logits_y"].
-          "output": "logits_y", "grouping": "per_modality" if method_spec(method, config).per_modality else ALL_GROUP}
+          "output": "logits_y", "grouping": "per_modality" if method_spec(method, config).per_modality else ALL_GROUP,
+          # What `sleepjax.stage` reads to prepare a new recording (docs/staging.md); absent in
+          # models saved before it, which `sleepjax.staging` stages with the documented defaults.
+          "input": data.input}
 
 
 def _save(workdir, name: str, model, metadata, description: str, *, default: bool = False) -> None:

@@ -180,10 +180,11 @@ def test_hypnogram_not_overlapping_always_raises(psg):
 def test_unknown_annotation_text(tmp_path, psg):
   hyp_path = tmp_path / "night-Hypnogram.edf"
   edfio.Edf([], annotations=[edfio.EdfAnnotation(0, 60, "Sleep stage W"),
-                             edfio.EdfAnnotation(60, 30, "Sleep stage N2")]).write(hyp_path)
+                             edfio.EdfAnnotation(60, 30, "Sleep stage N5")]).write(hyp_path)
+  # (AASM "Sleep stage N1/N2/N3" are known: sleepjax.hypnogram writes them.)
   with pytest.raises(errors.AnnotationError,
                      match=r"night-Hypnogram\.edf: unknown sleep stage annotation text "
-                     r"'Sleep stage N2'"):
+                     r"'Sleep stage N5'"):
     recording.load_recording(psg, hyp_path, EEG_ONLY, subject_id="s")
 
 

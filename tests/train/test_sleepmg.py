@@ -196,13 +196,21 @@ def test_load_tfds_data_reads_the_example_contract(monkeypatch, fake_source):
   examples[0]["stage"] = -1  # Unscored epochs are never trained or tested on.
   from sleepjax.train import inputs
   calls = []
-  monkeypatch.setattr(inputs, "open_splits",
-                      lambda data, splits: calls.extend(splits) or {s: examples if s == "train" else [] for s in splits})
+
+  class FakeBuilder:
+    builder_config = None  # No PSG builder config: the saved models' "input" block is None.
+
+    def as_data_source(self, split):
+      calls.append(split)
+      return examples if split == "train" else []
+
+  monkeypatch.setattr(inputs, "open_dataset", lambda data: FakeBuilder())
   config = sleepmg_config.get_config()
   config.data.builder_module = None
   config.data.modalities = ("eeg", "emg")
   data = sleepmg.load_data(config)
   assert calls == ["train", "validation", "test"]
+  assert data.input is None
   assert len(data) == 5 and data.channels == {"eeg": 3, "emg": 1}
   assert list(data.subject) == ["FK000"] * 2 + ["FK001"] * 3
   np.testing.assert_array_equal(data.stage, [ex["stage"] for ex in examples[1:]])
@@ -267,3 +275,9 @@ def test_cli_tiny_writes_the_table(tmp_path):
   model = models.load(tmp_path / "work")
   pred = sleepmg.saved_model_stages(model, models.load_info(tmp_path / "work"), data, np.arange(len(data)))
   assert pred.shape == (len(data),) and set(np.unique(pred)) <= set(range(5))
+  # What sleepjax.stage needs to prepare a new recording: the builder's montage and preprocessing.
+  block = models.load_info(tmp_path / "work")["metadata"]["input"]
+  assert [c["name"] for c in block["montage"]["eeg"]] == ["EEG F3-M2", "EEG F4-M1", "EEG C3-M2", "EEG C4-M1",
+                                                         "EEG O1-M2", "EEG O2-M1"]
+  assert list(block["montage"]) == ["eeg", "eog", "emg", "ecg"]
+  assert (block["sfreq"], block["zscore"], block["lowpass_at_nyquist"]) == (100.0, False, False)
