@@ -16,8 +16,9 @@ not polluted by the previous configuration. Reported per configuration:
   peak_mem_MiB  peak resident set size of the process on CPU (ru_maxrss; includes Python, JAX
                 and the compiled program), or the device's peak_bytes_in_use on an accelerator.
 
-Reference: the official PyTorch SleepFM-Clinical model runs this LOO step at 3.4 windows/s
-(batch 4) and 3.9 windows/s (batch 8) on this project's 2-core CPU (torch 2.13, 2 threads).
+Reference: `benchmarks/torch_baseline.py` (the same architecture in PyTorch) ran this LOO step at
+2.2-2.4 windows/s at batch 4 and 8 on this project's 2-core CPU (torch 2.13, 2 threads;
+benchmarks/README.md); `--torch` measures it in the same run.
 
   python benchmarks/pretrain_throughput.py                       # batch 4 and 8, float32, 5 steps
   python benchmarks/pretrain_throughput.py --batch_sizes=4 --dtype=bfloat16 --steps=10
@@ -52,7 +53,6 @@ import time
 # SleepFM-Clinical channel caps (docs/specification.md §2.1.5): BAS = EEG + EOG.
 CHANNELS = {"bas": 10, "resp": 7, "ecg": 2, "emg": 4}
 WINDOW_SAMPLES = 300 * 128  # 5 min at 128 Hz.
-REFERENCE_WINDOWS_PER_S = {4: 3.4, 8: 3.9}  # PyTorch SleepFM-Clinical, same CPU, 2 threads.
 
 
 def _parse_args(argv=None):
