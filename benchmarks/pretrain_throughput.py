@@ -373,10 +373,6 @@ def run_one(batch_size: int, dtype_name: str, args) -> dict:
       # CPU seconds per step (all threads) are far less sensitive to other processes than wall
       # time; on an idle machine with n cores, wall time >= cpu time / n.
       "cpu_s_per_step": statistics.median(cpus), "cpu_count": os.cpu_count(),
-      # The PyTorch reference numbers are for the full SleepFM-Clinical size only.
-      "reference_windows_per_s": REFERENCE_WINDOWS_PER_S.get(batch_size) if args.preset == "sleepfm_clinical" else None,
-      "speedup_vs_reference": (batch_size / med) / REFERENCE_WINDOWS_PER_S[batch_size]
-      if batch_size in REFERENCE_WINDOWS_PER_S and args.preset == "sleepfm_clinical" else None,
       "torch_windows_per_s": batch_size / statistics.median(torch_times) if torch_times else None,
       "jax_vs_torch": statistics.median(torch_times) / med if torch_times else None,
       "peak_mem_MiB": peak, "peak_mem_kind": peak_kind, "loss": loss, "steps": args.steps,
