@@ -468,7 +468,7 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
     if len(hits) > 1 and _norm_label(label) in wanted:
       raise MissingChannelError(psg_path, f"label {label!r} is used by {len(hits)} signals "
                                 f"({hits}), so which one is the montage's channel is ambiguous")
-  resolved = montage.resolve(labels, psg_path)
+  montage.resolve(labels, psg_path)  # MissingChannelError before anything is read
   # Header only: epoch_recording reads the montage's samples itself (edf.read_physical).
   # (MNE reads files without the .edf extension, ISRUC's *.rec, only with preload=True.)
   raw = edf_lib.read_raw_edf(psg_path, preload=not psg_path.lower().endswith(".edf"))
