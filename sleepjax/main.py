@@ -96,7 +96,17 @@ def main(argv):
       raise
     _fail(e)
   logging.info("task=%s workdir=%s", config.task, _WORKDIR.value)
-  trainer.train_and_evaluate(config, _WORKDIR.value)
+  from sleepjax.data import errors as data_errors  # pylint: disable=g-import-not-at-top
+  from sleepjax.train import checkpoint as checkpoint_lib  # pylint: disable=g-import-not-at-top
+  from sleepjax.train import loop as loop_lib  # pylint: disable=g-import-not-at-top
+  try:
+    trainer.train_and_evaluate(config, _WORKDIR.value)
+  except (checkpoint_lib.CheckpointError, loop_lib.NonFiniteLossError, data_errors.RecordingError) as e:
+    # A full disk, a diverged run or unusable input data: one line (exit 1), not a traceback.
+    if flags.FLAGS["verbosity"].present:
+      raise
+    print(f"sleepjax: error: {' '.join(str(e).split())}", file=sys.stderr)
+    sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,14 @@ see the epochs dropped by reason:
       "failed_records": [record_id, ...],
       "index": {"record_id": [...], "subject_id": [...], "epoch_index": [[int, ...], ...]}}
 
+Reliability (docs/reliability.md): a build is keyed to its inputs (`build_inputs`: the manual
+files with sizes and modification times, and the builder config, stored as
+`info.metadata["build_inputs"]`); a finished build whose inputs differ from the ones given now is
+refused with a StaleBuildError that says how to rebuild. Builds of one dataset version wait for
+each other on a lock file beside it (the second then reuses the first's result). A build in which
+no recording is usable raises NoUsableRecordingError (one line, reasons counted) and caches
+nothing; a split left without examples is not stored.
+
 "index" lists the stored rows in order (one entry per recording, its kept epochs' indices):
 `sleepjax.data.pipeline.WindowIndex.from_source` uses it instead of decoding every example.
 
@@ -27,8 +35,12 @@ Features follow docs/architecture.md §3 exactly; keys are f"{record_id}_{epoch_
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
+import json
 import logging
 import os
 import pathlib
@@ -88,12 +100,145 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
   def _load(self, files: RecordFiles):
     raise NotImplementedError
 
+  def download_and_prepare(self, *, download_dir=None, download_config=None, **kwargs):
+    """TFDS's, under a lock file, refusing a finished build made from other inputs.
+
+    Raises:
+      StaleBuildError: the data_dir holds a build of other manual files or another config.
+      NoUsableRecordingError: no recording of the inputs could be used (nothing is stored).
+    """
+    # As given (TFDS's dl_manager.manual_dir insists on a folder; DREAMS takes an archive).
+    self._manual_given = getattr(download_config, "manual_dir", None)
+    with build_lock(self.data_path):
+      existed = self.data_path.exists()
+      mode = getattr(download_config, "download_mode", None)
+      if existed and not (mode is not None and mode.overwrite_dataset):
+        check_inputs(self, getattr(download_config, "manual_dir", None))
+      super().download_and_prepare(download_dir=download_dir, download_config=download_config,
+                                   **kwargs)
+      if existed:  # Another process may have built it after this builder was made.
+        self.info.read_from_directory(self.data_path)
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    super()._download_and_prepare(dl_manager, download_config)
+    drop_empty_splits(self, self._collector)
+
   def _shard_iterators_per_split(self, dl_manager):
-    collector = _ReportCollector(self)
+    collector = self._collector = _ReportCollector(self)
     montage = self.builder_config.montage
+    self.info.metadata["build_inputs"] = build_inputs(self, getattr(self, "_manual_given", None) or None)
     return {split: [_RecordingShard(collector, split, files, self._load, montage)
                     for files in records]
             for split, records in self._split_records(dl_manager).items()}
+
+
+@contextlib.contextmanager
+def build_lock(data_path):
+  """Holds an exclusive lock on `<data_path>.lock` (waiting, with one log line, if busy)."""
+  lock = pathlib.Path(os.fspath(data_path) + ".lock")
+  lock.parent.mkdir(parents=True, exist_ok=True)
+  with open(lock, "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      _log.warning("another build of %s is running; waiting for it (lock %s)", data_path, lock)
+      print(f"waiting for another build of {data_path} to finish (lock file {lock})", flush=True)
+      fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def build_inputs(builder, manual_dir) -> dict[str, Any]:
+  """What a build is keyed to: the builder config's fields and the manual files.
+
+  Returns:
+    {"spec": {"name", "version", "config": {field: value}}, "manual_dir": str | None,
+     "files": [[relative path, size in bytes, mtime in ns], ...] sorted} (JSON-able).
+  """
+  cfg = builder.builder_config
+  base = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
+  fields = ({f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in base}
+            if dataclasses.is_dataclass(cfg) else {})
+  spec = json.loads(json.dumps({"name": builder.name, "config_name": getattr(cfg, "name", None),
+                                "version": str(builder.version), "config": fields}, default=str))
+  files = []
+  if manual_dir is not None:
+    root = pathlib.Path(manual_dir)
+    # A manual_dir may be one archive (DREAMS' .tar.xz).
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+    for p in paths:
+      st = p.stat()
+      rel = p.name if p == root else p.relative_to(root).as_posix()
+      files.append([rel, int(st.st_size), int(st.st_mtime_ns)])
+  return {"spec": spec, "manual_dir": None if manual_dir is None else os.fspath(manual_dir),
+          "files": files}
+
+
+def check_inputs(builder, manual_dir) -> None:
+  """Refuses to reuse a finished build whose recorded inputs differ from the given ones.
+
+  Without a manual_dir (a prepared dataset opened by name) only the spec is compared.
+
+  Raises:
+    StaleBuildError: one line naming what differs and how to rebuild.
+  """
+  try:
+    recorded = json.loads((pathlib.Path(builder.data_path) / "metadata.json").read_text())
+    recorded = recorded.get("build_inputs")
+  except (OSError, ValueError):
+    recorded = None
+  if recorded is None:
+    return  # Built before inputs were recorded: nothing to compare.
+  current = build_inputs(builder, manual_dir)
+  diffs = []
+  if recorded["spec"] != current["spec"]:
+    changed = sorted(k for k in set(recorded["spec"]["config"]) | set(current["spec"]["config"])
+                     if recorded["spec"]["config"].get(k) != current["spec"]["config"].get(k))
+    diffs.append(f"the builder config changed ({', '.join(changed) or 'name/version'})")
+  if manual_dir is not None:
+    old = {f[0]: tuple(f[1:]) for f in recorded["files"]}
+    new = {f[0]: tuple(f[1:]) for f in current["files"]}
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed = sorted(k for k in set(old) & set(new) if old[k] != new[k])
+    if added or removed or changed:
+      what = [f"{len(x)} {w} ({', '.join(x[:3])}{', ...' if len(x) > 3 else ''})"
+              for x, w in ((changed, "changed"), (added, "added"), (removed, "removed")) if x]
+      diffs.append(f"manual files differ from the build's (in {recorded['manual_dir']}): "
+                   + "; ".join(what))
+  if diffs:
+    raise errors.StaleBuildError(
+        builder.data_path, f"this build was made from other inputs: {'; '.join(diffs)}. Rebuild it "
+        "with `python -m sleepjax.data.build ... --rebuild` (or pipeline.prepare(..., "
+        "rebuild=True)), or delete this folder, or use another data_dir")
+
+
+def drop_empty_splits(builder, collector) -> None:
+  """Stores only splits with examples; none at all is a NoUsableRecordingError (counted reasons)."""
+  splits = builder.info.splits
+  kept = [splits[name] for name in splits if splits[name].num_examples > 0]
+  if kept:
+    if len(kept) != len(splits):
+      builder.info.set_splits(tfds.core.SplitDict(kept))
+    return
+  reasons = collections.Counter()
+  first = None
+  n = 0
+  for st in collector.state.values():
+    for e in st["failures"]:
+      reasons[type(e).__name__] += 1
+      first = first or str(e)
+      n += 1
+    for rep in st["reports"]:
+      reasons["no epoch kept"] += 1
+      n += 1
+  counted = ", ".join(f"{k} x{v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+  raise errors.NoUsableRecordingError(
+      None, f"no usable recording among {n} in the inputs of {builder.info.full_name} "
+      f"({counted or 'no recordings found'}); nothing was stored"
+      + (f". First: {' '.join(first.split())}" if first else ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +342,7 @@ def edf_night_loader(
     trim_wake_min: float | None = 30.0,
     keep_unscored: bool = False,
     max_mismatch_s: float | None = 30.0,
+    assume_offset_s: float | None = None,
 ) -> Callable[[RecordFiles], Any]:
   """The loader of nights stored as Sleep-EDF does it: PSG EDF + EDF+ annotations hypnogram.
 
@@ -220,18 +366,20 @@ def edf_night_loader(
     keep_unscored: keep unscored epochs with stage -1.
     max_mismatch_s: how far scored hypnogram epochs may overhang the signal (see
       sleepjax.data.recording); None only counts them as "beyond_signal".
+    assume_offset_s: opt-in offset (s) of the hypnogram after the PSG when a start date/time
+      does not parse (stated in the report); None: such a night fails with AlignmentError.
 
   Returns:
     load(files) -> Recording; raises RecordingError subclasses on bad input.
   """
   from sleepjax.data import edf as edf_lib
-  from sleepjax.data import hypnogram as hypnogram_lib
   from sleepjax.data import recording as recording_lib
   from sleepjax.data import stages as stages_lib
 
   def load(files: RecordFiles):
     header = edf_lib.validate_edf(files.psg_path)
-    hyp = hypnogram_lib.read_edf_hypnogram(files.hypnogram_path, psg_start=header.start)
+    hyp = recording_lib.read_aligned_hypnogram(header, files.hypnogram_path,
+                                               assume_offset_s=assume_offset_s)
     trim = trim_wake_min
     ends_s = hyp.onset_s + EPOCH_S * (np.arange(hyp.n_epochs) + 1)
     inside = ends_s <= header.duration_s + 1e-6
@@ -256,6 +404,11 @@ class _ReportCollector:
   def __init__(self, builder):
     self._builder = builder
     self._state: dict[str, dict[str, list]] = {}
+
+  @property
+  def state(self) -> dict[str, dict[str, list]]:
+    """{split: {"reports", "failures", ...}} so far."""
+    return self._state
 
   def _split(self, split: str) -> dict[str, list]:
     return self._state.setdefault(split, {"reports": [], "failures": [], "failed_records": [],

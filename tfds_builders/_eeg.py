@@ -71,13 +71,14 @@ def read_eeg(path: str | os.PathLike, montage: channels.Montage, sfreq: float) -
   if len(rates) != 1:
     raise errors.SamplingRateError(path, f"montage channels have different rates {sorted(rates)} Hz")
   sfreq_in = rates.pop()
-  # Reading only the montage channels keeps MNE from resampling unrelated slow channels.
-  raw = edf.read_raw_edf(path, include=labels)
-  # MNE de-duplicates repeated labels ("T8-P8" -> "T8-P8-0"); map back by position in `include`.
-  picks = [_pick(raw.ch_names, lab, path) for lab in labels]
-  data = raw.get_data(picks=picks)
-  rows = [edf.channel_to_microvolts(data[i], header.physical_dim_of(lab), path=path, channel=lab)
-          for i, lab in enumerate(labels)]
+  # Only the montage channels, at their own rate, calibrated from the header (a repeated label,
+  # e.g. "T8-P8" in CHB-MIT, means its first signal).
+  index = [header.labels.index(lab) for lab in labels]
+  data = edf.read_physical(path, index, header=header,
+                           samples_per_record=header.n_samples_per_record[index[0]])
+  rows = [edf.channel_to_microvolts(data[k], header.physical_dims[i], path=path, channel=lab,
+                                    dim_bytes=header.physical_dim_bytes[i])
+          for k, (i, lab) in enumerate(zip(index, labels))]
   out = np.stack(rows)
   for spec, row in zip(montage, out):
     finite = np.isfinite(row)

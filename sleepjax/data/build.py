@@ -21,6 +21,7 @@ import pathlib
 import sys
 
 from sleepjax.data import downstream_pipeline
+from sleepjax.data import errors
 from sleepjax.data import pipeline
 from sleepjax.data import summary
 
@@ -40,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--config", default=None, help="builder config, e.g. sleep_cassette (default: the first)")
   parser.add_argument("--manual_dir", default=None, help="folder with manually downloaded files")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  parser.add_argument("--rebuild", action="store_true",
+                      help="build again although a build exists (e.g. after the manual files changed)")
   args = parser.parse_args(argv)
 
   module, name = module_name(args.dataset)
@@ -47,7 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module(module)
   except ModuleNotFoundError as e:
     parser.error(f"cannot import {module!r} for {args.dataset!r}: {e} (run from the repository root)")
-  builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir)
+  try:
+    builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir,
+                               rebuild=args.rebuild)
+  except errors.RecordingError as e:
+    # Bad inputs (no usable night, duplicates, a stale build): one line, no traceback.
+    print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)
+    return 1
   full_name = builder.info.full_name
   summaries = {split: summary.split_summary(builder.as_data_source(split=split),
                                            class_names=downstream_pipeline.class_names(builder.info))

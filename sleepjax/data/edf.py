@@ -8,12 +8,16 @@ Format: Kemp et al. (1992) "A simple format for exchange of digitized polygraphi
 recordings", Electroencephalogr. Clin. Neurophysiol. 82:391-393 (EDF); Kemp & Olivan (2003)
 "European data format 'plus' (EDF+)", Clin. Neurophysiol. 114:1755-1761 (EDF+).
 
-Units, explicitly: MNE's EDF reader converts a channel to volts only when its physical
-dimension is exactly "uV", "µV" (micro sign or Greek mu) or "mV"; every other dimension
-(including "UV", "MV", "V", "nV", "DegC", "") is returned as the raw physical value. This
-module never guesses from MNE's output: `mne_volt_scale` mirrors MNE's rule, and
-`channel_to_microvolts` undoes it and applies `to_microvolts_factor` to the header's own
-physical dimension. tests/data/test_edf.py checks the mirror against MNE on written files.
+Units, explicitly: samples are read here (`read_physical`), not through MNE: digital values are
+calibrated with the header's own physical/digital ranges, and `to_microvolts_factor` converts the
+header's physical dimension to microvolts. MNE's EDF reader scales only some spellings of the
+dimension to volts ("uV", "µV", "mV", compared after stripping ASCII whitespace) and leaves every
+other one unscaled, so its output cannot be converted without copying its rule; sleepjax never
+does. A dimension that is not one of the spellings below (e.g. "uV" followed by a no-break space,
+0xA0) is a UnitError naming the channel and the header bytes, never a guess.
+
+Header fields are stripped of ASCII spaces and NUL padding only (not of other whitespace such as
+0xA0, which is part of the value).
 """
 
 from __future__ import annotations
@@ -34,9 +38,9 @@ _FIXED_HEADER_BYTES = 256
 _SIGNAL_HEADER_BYTES = 256
 _ANNOTATION_LABEL = "EDF Annotations"
 
-# Factor from the physical dimension to microvolts. Keys are compared exactly first, then
-# case-insensitively (DREAMS writes "UV"/"MV"; megavolts do not occur in physiology, so
-# "MV" is read as millivolts).
+# Factor from the physical dimension to microvolts, compared case-insensitively (DREAMS writes
+# "UV"/"MV"; megavolts do not occur in physiology, so "MV" is read as millivolts). The micro
+# sign may be ASCII "u", Latin-1 0xB5, or UTF-8 (micro sign U+00B5 or Greek mu U+03BC).
 _MICROVOLT_FACTORS = {
     "nv": 1e-3,
     "uv": 1.0,
@@ -46,8 +50,8 @@ _MICROVOLT_FACTORS = {
     "v": 1e6,
 }
 
-# MNE (mne/io/edf/edf.py, _read_edf_header) scales exactly these strings to volts.
-_MNE_MICRO = ("\u03bcV", "\u00b5V", "\x83\xcaV", "uV")
+# What header fields are stripped of: EDF pads with spaces; some writers pad with NUL.
+_PAD = b" \x00"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,11 @@ class EDFHeader:
       0.0 for annotation signals of annotation-only files.
     is_edf_plus: True for EDF+ (reserved field starts with "EDF+").
     annotation_indices: indices of "EDF Annotations" signals.
+    start_fields: the (date, time) fields as written ("dd.mm.yy", "hh.mm.ss"), stripped; kept
+      so that an unparseable start can be reported with its text.
+    physical_dim_bytes: per-signal physical dimension field, the 8 raw bytes.
+    notes: tolerated deviations from the format (e.g. trailing bytes after the last data
+      record), for the recording's report.
   """
 
   path: str
@@ -100,6 +109,9 @@ class EDFHeader:
   sfreqs: tuple[float, ...]
   is_edf_plus: bool
   annotation_indices: tuple[int, ...]
+  start_fields: tuple[str, str] = ("", "")
+  physical_dim_bytes: tuple[bytes, ...] = ()
+  notes: tuple[str, ...] = ()
 
   @property
   def record_bytes(self) -> int:
@@ -126,11 +138,19 @@ class EDFHeader:
 
 
 def _field(raw: bytes) -> str:
-  try:
-    return raw.decode("ascii").strip()
-  except UnicodeDecodeError:
-    # EDF requires ASCII, but vendors write Latin-1 (e.g. "µV"); accept it for free text.
-    return raw.decode("latin-1").strip()
+  """A header field as text: ASCII spaces and NUL padding stripped, nothing else.
+
+  EDF requires ASCII, but vendors write UTF-8 or Latin-1 (e.g. "µV"): UTF-8 is tried, then
+  Latin-1 (which decodes any byte). `str.strip()` is not used: it would also remove a no-break
+  space (0xA0) that is part of the value.
+  """
+  raw = raw.strip(_PAD)
+  for encoding in ("ascii", "utf-8"):
+    try:
+      return raw.decode(encoding)
+    except UnicodeDecodeError:
+      pass
+  return raw.decode("latin-1")
 
 
 def _number(text: str, path: str, name: str, *, integer: bool = False) -> float | int:
@@ -194,8 +214,8 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
       raise EDFHeaderError(path, f"not an EDF file: version field is {version!r}, expected '0'")
     patient = _field(fixed[8:88])
     recording = _field(fixed[88:168])
-    start = _parse_start(_field(fixed[168:176]),
-                         _field(fixed[176:184]))
+    start_fields = (_field(fixed[168:176]), _field(fixed[176:184]))
+    start = _parse_start(*start_fields)
     header_bytes = _number(_field(fixed[184:192]), path,
                            "header_bytes", integer=True)
     reserved = _field(fixed[192:236])
@@ -225,6 +245,7 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
   labels = column(0, 16)
   transducers = column(16, 80)
   dims = column(96, 8)
+  dim_bytes = [sig[96 * n_signals + i * 8:96 * n_signals + (i + 1) * 8] for i in range(n_signals)]
   pmin = [_number(v, path, f"physical_min of {labels[i]!r}")
           for i, v in enumerate(column(104, 8))]
   pmax = [_number(v, path, f"physical_max of {labels[i]!r}")
@@ -248,26 +269,6 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     raise EDFHeaderError(path, f"n_records is {n_records}, expected >= 0")
   if any(s < 0 for s in spr):
     raise EDFHeaderError(path, f"negative samples_per_record in {spr}")
-  expected = header_bytes + n_records * 2 * sum(spr)
-  if size != expected:
-    record_bytes = 2 * sum(spr)
-    detail = (f"header ({header_bytes} B) + {n_records} records x {record_bytes} B = "
-              f"{expected} B, but the file has {size} B")
-    if size < expected:
-      whole = (size - header_bytes) // record_bytes if record_bytes else 0
-      raise EDFTruncatedError(
-          path, f"truncated: {detail} (only {whole} whole data records present)")
-    raise EDFTruncatedError(
-        path, f"longer than declared, e.g. CRLF-corrupted download (0x0D inserted before "
-        f"0x0A): {detail} ({size - expected} extra bytes)")
-
-  for i in range(n_signals):
-    # A zero-width range makes the digital -> physical gain 0/0 or x/0.
-    if i not in ann and (pmin[i] == pmax[i] or dmin[i] >= dmax[i]):
-      raise EDFHeaderError(
-          path, f"signal {labels[i]!r} has an unusable calibration: physical range "
-          f"[{pmin[i]}, {pmax[i]}], digital range [{dmin[i]}, {dmax[i]}]")
-
   sfreqs = []
   for i, (lab, n) in enumerate(zip(labels, spr)):
     if i in ann:
@@ -279,6 +280,42 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
           f"{record_duration_s}-s data record")
     sfreqs.append(n / record_duration_s)
 
+  notes = []
+  record_bytes = 2 * sum(spr)
+  expected = header_bytes + n_records * record_bytes
+  if size != expected:
+    detail = (f"header ({header_bytes} B) + {n_records} records x {record_bytes} B = "
+              f"{expected} B, but the file has {size} B")
+    if size < expected:
+      whole = (size - header_bytes) // record_bytes if record_bytes else 0
+      raise EDFTruncatedError(
+          path, f"truncated: {detail} (only {whole} whole data records present)")
+    extra = size - expected
+    if size - header_bytes == 3 * n_records * sum(spr):
+      raise EDFHeaderError(
+          path, f"the data are 3 bytes per sample (24-bit, as in BDF), not EDF's 2: {detail}")
+    crlf, lf = _count_line_feeds(path, header_bytes)
+    # A text-mode copy puts 0x0D before EVERY 0x0A; binary samples alone hold a bare 0x0A in
+    # about 1 of 256 bytes, and a CR-LF pair in 1 of 65536.
+    if crlf >= extra and lf - crlf <= crlf // 100:
+      raise EDFTruncatedError(
+          path, f"longer than declared, e.g. CRLF-corrupted download (0x0D inserted before "
+          f"0x0A): {detail} ({extra} extra bytes; every one of the {lf} 0x0A follows a 0x0D)")
+    if extra < record_bytes:
+      # Not a whole data record: MNE reads the declared records and ignores the rest.
+      notes.append(f"{extra} trailing byte(s) after the last declared data record ignored")
+    else:
+      raise EDFTruncatedError(
+          path, f"longer than declared by {extra} B ({extra / record_bytes:.2f} data records): "
+          f"{detail}; n_records or samples_per_record is wrong")
+
+  for i in range(n_signals):
+    # A zero-width range makes the digital -> physical gain 0/0 or x/0.
+    if i not in ann and (pmin[i] == pmax[i] or dmin[i] >= dmax[i]):
+      raise EDFHeaderError(
+          path, f"signal {labels[i]!r} has an unusable calibration: physical range "
+          f"[{pmin[i]}, {pmax[i]}], digital range [{dmin[i]}, {dmax[i]}]")
+
   return EDFHeader(
       path=path, version=version, patient=patient, recording=recording, start=start,
       header_bytes=header_bytes, reserved=reserved, n_records=n_records,
@@ -287,75 +324,158 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
       physical_min=tuple(pmin), physical_max=tuple(pmax), digital_min=tuple(dmin),
       digital_max=tuple(dmax), prefiltering=tuple(prefilter),
       n_samples_per_record=tuple(spr), sfreqs=tuple(sfreqs), is_edf_plus=is_plus,
-      annotation_indices=ann)
+      annotation_indices=ann, start_fields=start_fields, physical_dim_bytes=tuple(dim_bytes),
+      notes=tuple(notes))
 
 
-def to_microvolts_factor(physical_dim: str, *, path=None, channel: str | None = None) -> float:
+def _count_line_feeds(path: str, offset: int) -> tuple[int, int]:
+  """(CR-LF pairs, all 0x0A bytes) after `offset` (read only for a file longer than declared)."""
+  crlf = lf = 0
+  last = b""
+  with open(path, "rb") as f:
+    f.seek(offset)
+    for chunk in iter(lambda: f.read(1 << 22), b""):
+      lf += chunk.count(b"\n")
+      crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+      last = chunk[-1:]
+  return crlf, lf
+
+
+def _unit_key(physical_dim: str) -> str:
+  return physical_dim.strip(" \x00").casefold()
+
+
+def _dim_text(physical_dim: str, dim_bytes: bytes | None) -> str:
+  raw = f", header bytes {dim_bytes!r}" if dim_bytes is not None else ""
+  return f"physical dimension {physical_dim!r}{raw}"
+
+
+def to_microvolts_factor(physical_dim: str, *, path=None, channel: str | None = None,
+                         dim_bytes: bytes | None = None) -> float:
   """The factor that converts a value in `physical_dim` to microvolts.
 
   Args:
-    physical_dim: an EDF physical dimension: "nV", "uV", "µV" (micro sign or Greek mu),
-      "mV", "V"; case-insensitive ("UV" and "MV" as written by DREAMS mean uV and mV).
+    physical_dim: an EDF physical dimension as `validate_edf` returns it (ASCII spaces and NUL
+      padding stripped): "nV", "uV", "µV" (micro sign or Greek mu, Latin-1 or UTF-8), "mV",
+      "V"; case-insensitive ("UV" and "MV" as written by DREAMS mean uV and mV). Nothing else
+      is accepted, not even other whitespace (a no-break space after "uV" is an error).
     path: the file, only to name it in the error.
     channel: the channel label, only to name it in the error.
+    dim_bytes: the header's 8 bytes of the field, only to show them in the error.
 
   Returns:
     A float, e.g. 1e3 for "mV".
 
   Raises:
-    UnitError: the dimension is not a voltage (e.g. "", "DegC", "%"), naming the file/channel.
+    UnitError: the dimension is not a voltage (e.g. "", "DegC", "%") or an unknown spelling of
+      one, naming the file, the channel and the bytes.
   """
-  key = physical_dim.strip()
-  factor = _MICROVOLT_FACTORS.get(key.casefold())
+  factor = _MICROVOLT_FACTORS.get(_unit_key(physical_dim))
   if factor is None:
     which = f"channel {channel!r}: " if channel is not None else ""
-    raise UnitError(path, f"{which}physical dimension {physical_dim!r} is not a voltage; "
-                    "cannot convert to microvolts")
+    kind = ("is an unknown spelling of a voltage" if looks_like_voltage(physical_dim)
+            else "is not a voltage")
+    raise UnitError(path, f"{which}{_dim_text(physical_dim, dim_bytes)} {kind}; cannot convert "
+                    "to microvolts")
   return factor
 
 
 def is_voltage(physical_dim: str) -> bool:
-  """True when `to_microvolts_factor` accepts `physical_dim`."""
-  return physical_dim.strip().casefold() in _MICROVOLT_FACTORS
+  """True when `to_microvolts_factor` accepts `physical_dim` (exactly, see there)."""
+  return _unit_key(physical_dim) in _MICROVOLT_FACTORS
 
 
-def mne_volt_scale(physical_dim: str) -> float:
-  """The factor MNE's EDF reader multiplies physical values by (mirrors MNE 1.x).
+def looks_like_voltage(physical_dim: str) -> bool:
+  """True when `physical_dim` is a voltage after removing every kind of whitespace.
 
-  MNE returns `physical_value * scale`: 1e-6 for exactly "uV"/"µV"/"μV", 1e-3 for exactly
-  "mV", 1 otherwise (checked against MNE in tests/data/test_edf.py).
-
-  Args:
-    physical_dim: the stripped EDF physical dimension.
-
-  Returns:
-    The float scale.
+  A dimension for which this is True but `is_voltage` is False (e.g. "uV\\xa0", "u V") is an
+  odd spelling that must not be read as a non-voltage unit either.
   """
-  if physical_dim in _MNE_MICRO:
-    return 1e-6
-  if physical_dim == "mV":
-    return 1e-3
-  return 1.0
+  return _unit_key("".join(physical_dim.split())) in _MICROVOLT_FACTORS
 
 
 def channel_to_microvolts(data: np.ndarray, physical_dim: str, *, path=None,
-                          channel: str | None = None) -> np.ndarray:
-  """Converts one channel as returned by MNE's EDF reader to float32 microvolts.
+                          channel: str | None = None, dim_bytes: bytes | None = None
+                          ) -> np.ndarray:
+  """Converts one channel from its header's physical unit to float32 microvolts.
 
   Args:
-    data: (T,) or (..., T) float array as returned by `raw.get_data()` for this channel.
+    data: (T,) or (..., T) float array in the channel's physical unit, as `read_physical`
+      returns it (NOT MNE's `raw.get_data()`, which rescales some spellings to volts).
     physical_dim: the channel's physical dimension from the EDF header.
-    path, channel: only to name them in the error.
+    path, channel, dim_bytes: only to name them in the error.
 
   Returns:
     float32 array of the same shape, in microvolts.
 
   Raises:
-    UnitError: the dimension is not a voltage.
+    UnitError: the dimension is not a voltage, or an unknown spelling of one.
   """
-  factor = to_microvolts_factor(physical_dim, path=path, channel=channel)
-  return (np.asarray(data, np.float64) / mne_volt_scale(physical_dim) * factor).astype(
-      np.float32)
+  factor = to_microvolts_factor(physical_dim, path=path, channel=channel, dim_bytes=dim_bytes)
+  return (np.asarray(data, np.float64) * factor).astype(np.float32)
+
+
+def read_physical(path: str | os.PathLike, signals, *, header: EDFHeader | None = None,
+                  samples_per_record: int | None = None) -> np.ndarray:
+  """Reads signals in their physical unit, calibrated from the header, at the file's top rate.
+
+  Each 16-bit little-endian digital sample d becomes
+  `physical_min + (d - digital_min) * (physical_max - physical_min) / (digital_max - digital_min)`
+  (Kemp et al. 1992), computed in float64 from the header parsed by `validate_edf`. A signal
+  stored at a lower rate is upsampled to the file's highest rate over the whole recording with
+  `mne.filter.resample(x, up, down, npad=0)`, the upsampling MNE's EDF reader applies at read
+  time, so the result has `raw.n_times` samples like `read_raw_edf`'s (equal to MNE's data
+  divided by MNE's own unit scale, to float64 rounding; tests/data/test_edf.py).
+
+  Args:
+    path: the EDF file (any extension).
+    signals: signal indices (ints) or exact labels (a repeated label means its first signal).
+    header: the file's `validate_edf` header (read when None).
+    samples_per_record: the output's samples per data record (default: the most of any
+      ordinary signal, i.e. the file's highest rate).
+
+  Returns:
+    (len(signals), n_records * samples_per_record) float64, physical units.
+
+  Raises:
+    EDFHeaderError / EDFTruncatedError / SamplingRateError: from `validate_edf`.
+    MissingChannelError: a label is not in the file.
+  """
+  from sleepjax.data.errors import MissingChannelError
+
+  path = os.fspath(path)
+  header = validate_edf(path) if header is None else header
+  index = []
+  for sig in signals:
+    if isinstance(sig, (int, np.integer)):
+      index.append(int(sig))
+    elif sig in header.labels:
+      index.append(header.labels.index(sig))
+    else:
+      raise MissingChannelError(path, f"signal {sig!r} not in the file; labels: {list(header.labels)}")
+  spr = np.asarray(header.n_samples_per_record, np.int64)
+  ordinary = [i for i in header.signal_indices]
+  top = int(max(spr[ordinary])) if ordinary else 0
+  top = top if samples_per_record is None else int(samples_per_record)
+  offsets = np.concatenate([[0], np.cumsum(spr)])
+  n_rec = header.n_records
+  out = np.empty((len(index), n_rec * top), np.float64)
+  data = np.memmap(path, dtype="<i2", mode="r", offset=header.header_bytes,
+                   shape=(n_rec, int(offsets[-1])))
+  try:
+    for row, i in enumerate(index):
+      digital = np.asarray(data[:, offsets[i]:offsets[i + 1]], np.float64).reshape(-1)
+      gain = ((header.physical_max[i] - header.physical_min[i])
+              / (header.digital_max[i] - header.digital_min[i]))
+      x = header.physical_min[i] + (digital - header.digital_min[i]) * gain
+      if spr[i] != top:
+        import mne  # pylint: disable=g-import-not-at-top  # Only for files with mixed rates.
+        x = mne.filter.resample(x, up=float(n_rec * top), down=float(n_rec * spr[i]), npad=0,
+                                verbose="error")
+      out[row] = x
+  finally:
+    del data
+  return out
 
 
 def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
@@ -364,9 +484,9 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
 
   MNE upsamples channels recorded at a lower rate to the file's highest rate (FFT
   resampling, npad=0) at read time: Sleep-EDF's 1 Hz EMG envelope and respiration come back
-  at 100 Hz. The returned data keep MNE's unit convention (volts only for "uV"/"µV"/"mV");
-  call `validate_edf(path)` (cheap) for the header and `channel_to_microvolts` for units
-  (see the module docstring). Files with another extension (ISRUC's *.rec) are read through
+  at 100 Hz. The returned data keep MNE's unit convention (volts only for some spellings);
+  sleepjax reads amplitudes with `read_physical` + `channel_to_microvolts` instead (see the
+  module docstring) and uses the Raw for its channel names, rate and length. Files with another extension (ISRUC's *.rec) are read through
   a file object, which MNE accepts (it still records the path in `raw.filenames`).
 
   Args:

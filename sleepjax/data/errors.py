@@ -60,3 +60,19 @@ class UnitError(RecordingError):
 
 class BadSignalError(RecordingError):
   """A required channel is entirely NaN/inf or flat (constant) over the whole recording."""
+
+
+class AlignmentError(RecordingError):
+  """The hypnogram cannot be placed on the PSG's timeline (a start date or time does not parse)."""
+
+
+class DuplicateFileError(RecordingError):
+  """Two candidate files for one record (e.g. two hypnograms of one night, two copies of a PSG)."""
+
+
+class NoUsableRecordingError(RecordingError):
+  """A dataset build in which no recording could be used (nothing is cached)."""
+
+
+class StaleBuildError(RecordingError):
+  """A finished build in the data_dir was made from other input files or another spec."""

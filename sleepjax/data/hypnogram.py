@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from sleepjax.data import stages as stages_lib
+from sleepjax.data.errors import AlignmentError
 from sleepjax.data.errors import AnnotationError
 from sleepjax.data.errors import RecordingError
 
@@ -32,11 +33,13 @@ class Hypnogram:
     onset_s: seconds from the PSG's start to the start of epoch 0 (may be negative when the
       scoring starts before the signal).
     path: the file it was read from (str), or None.
+    notes: statements for the recording's report (e.g. an assumed PSG/hypnogram offset).
   """
 
   stages: np.ndarray
   onset_s: float = 0.0
   path: str | None = None
+  notes: tuple[str, ...] = ()
 
   def __post_init__(self):
     s = np.asarray(self.stages)
@@ -49,6 +52,7 @@ class Hypnogram:
                             f"{sorted(allowed)}")
     object.__setattr__(self, "stages", s.astype(np.int32))
     object.__setattr__(self, "onset_s", float(self.onset_s))
+    object.__setattr__(self, "notes", tuple(str(n) for n in self.notes))
     if self.path is not None:
       object.__setattr__(self, "path", os.fspath(self.path))
 
@@ -106,7 +110,8 @@ def to_30s(stages: np.ndarray, epoch_s: float) -> np.ndarray:
 
 def read_edf_hypnogram(path: str | os.PathLike, *,
                        psg_start: datetime.datetime | None = None,
-                       ignore_texts: Sequence[str] = ()) -> Hypnogram:
+                       ignore_texts: Sequence[str] = (),
+                       assume_offset_s: float | None = None) -> Hypnogram:
   """Reads a Sleep-EDF style EDF+ hypnogram into 30-s epochs.
 
   Annotations "Sleep stage W/1/2/3/4/R/?" and "Movement time" (read with
@@ -117,8 +122,12 @@ def read_edf_hypnogram(path: str | os.PathLike, *,
     path: the EDF+ annotation file (e.g. "SC4001EC-Hypnogram.edf").
     psg_start: the PSG's start datetime (its EDF header). When given, the hypnogram's own
       header start is used to place epoch 0 on the PSG timeline; otherwise both files are
-      assumed to start together (true for Sleep-EDF).
+      assumed to start together (true for Sleep-EDF). To place a hypnogram whose PSG's start
+      does not parse, use `recording.read_aligned_hypnogram`, which refuses to guess.
     ignore_texts: annotation texts that are not stages and are skipped (e.g. "Lights off").
+    assume_offset_s: opt-in: when psg_start is given but this file's start date/time does not
+      parse, or psg_start is None, place the hypnogram this many seconds after the PSG start
+      and say so in `Hypnogram.notes` (the report). None: such a start is an AlignmentError.
 
   Returns:
     A Hypnogram; onset_s = first annotation onset (+ start offset).
@@ -127,6 +136,8 @@ def read_edf_hypnogram(path: str | os.PathLike, *,
     EDFHeaderError / EDFTruncatedError: the file's header is damaged (from validate_edf).
     AnnotationError: no annotation signal, no stage annotation, unknown text, onset or
       duration not on the 30-s grid, or overlapping annotations with different stages.
+    AlignmentError: psg_start is given, this file's start does not parse, and no
+      assume_offset_s.
   """
   import mne  # Heavy; only needed here.
 
@@ -166,10 +177,20 @@ def read_edf_hypnogram(path: str | os.PathLike, *,
                             "annotation with a different stage")
     out[s:s + n] = stage
     assigned[s:s + n] = True
-  offset = 0.0
+  offset, notes = 0.0, ()
   if psg_start is not None and header.start is not None:
     offset = (header.start - psg_start).total_seconds()
-  return Hypnogram(stages=out, onset_s=base + offset, path=path)
+  elif assume_offset_s is not None:
+    offset = float(assume_offset_s)
+    why = (f"the hypnogram's start date/time {header.start_fields} does not parse"
+           if header.start is None else "the PSG's start is unknown")
+    notes = (f"assumed hypnogram offset {offset:g} s after the PSG start ({why}; "
+             "assume_offset_s)",)
+  elif psg_start is not None:
+    raise AlignmentError(path, f"start date/time {header.start_fields} does not parse "
+                         "(dd.mm.yy hh.mm.ss): cannot place the hypnogram on the PSG timeline; "
+                         "fix the header or pass assume_offset_s= (stated in the report)")
+  return Hypnogram(stages=out, onset_s=base + offset, path=path, notes=notes)
 
 
 def read_text_hypnogram(path: str | os.PathLike, *, epoch_s: float,

@@ -648,6 +648,7 @@ def prepare(
     *,
     config: str | None = None,
     manual_dir: str | None = None,
+    rebuild: bool = False,
 ):
   """Builds (if not built yet) a registered TFDS dataset and returns its builder.
 
@@ -659,17 +660,25 @@ def prepare(
     data_dir: TFDS data directory (default: TFDS's, ~/tensorflow_datasets).
     config: builder config name, e.g. "tiny" (ignored when `name` has "/config").
     manual_dir: folder with manually downloaded files (Sleep-EDF offline, DREAMS).
+    rebuild: build again even if a build exists (TFDS's REUSE_CACHE_IF_EXISTS: downloads are
+      kept, the dataset is regenerated), e.g. after a StaleBuildError.
 
   Returns:
     The prepared `tfds.core.DatasetBuilder` (builder.info.splits, builder.info.metadata).
 
   Raises:
     ValueError: the dataset is not registered.
+    sleepjax.data.errors.StaleBuildError / NoUsableRecordingError: from the PSG builders
+      (tfds_builders._common.PsgBuilder).
   """
   import tensorflow_datasets as tfds
   builder = _builder(name, data_dir, config)
-  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir)
-  builder.download_and_prepare(download_config=download_config, file_format="array_record")
+  mode = {"download_mode": tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS} if rebuild else {}
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, **mode)
+  # TFDS refuses to set the file format of an info read from an existing build (a rebuild); the
+  # builders default to array_record themselves.
+  builder.download_and_prepare(download_config=download_config,
+                               file_format=None if rebuild else "array_record")
   return builder
 
 

@@ -50,10 +50,12 @@ import scipy.signal
 from sleepjax.data import edf as edf_lib
 from sleepjax.data import stages as stages_lib
 from sleepjax.data.channels import Montage
+from sleepjax.data.channels import _norm_label
 from sleepjax.data.channels import electrode_position
 from sleepjax.data.errors import BadSignalError
 from sleepjax.data.errors import EDFHeaderError
 from sleepjax.data.errors import HypnogramMismatchError
+from sleepjax.data.errors import MissingChannelError
 from sleepjax.data.errors import RecordingError
 from sleepjax.data.errors import SamplingRateError
 from sleepjax.data.errors import UnitError
@@ -100,37 +102,38 @@ class Recording:
     return int(self.stages.shape[0])
 
 
-def _physical_dims(raw, labels, physical_dims, path) -> dict[str, str | None]:
-  """Per label: the EDF physical dimension, or None when the raw is not from an EDF."""
-  if physical_dims is not None:
-    return {lab: physical_dims.get(lab) for lab in labels}
+def _edf_header(raw, physical_dims, path):
+  """The validated header of the EDF file `raw` was read from, or None for a non-EDF raw."""
+  if type(raw).__name__ != "RawEDF":
+    return None
   filenames = [os.fspath(f) for f in (getattr(raw, "filenames", None) or ()) if f]
-  header_path = None
-  if type(raw).__name__ == "RawEDF":
-    # MNE keeps the file name even when edf.read_raw_edf passes a file object (*.rec).
-    header_path = filenames[0] if filenames else path
-  if header_path is None or not os.path.isfile(header_path):
-    if type(raw).__name__ == "RawEDF":
-      raise RecordingError(path, "EDF raw without a readable file: pass physical_dims= or "
-                           "source_path= so that units can be read from the EDF header")
-    return {lab: None for lab in labels}
-  header = edf_lib.validate_edf(header_path)
-  dims = dict(zip(header.labels, header.physical_dims))
-  return {lab: dims.get(lab.strip(), dims.get(lab)) for lab in labels}
+  # MNE keeps the file name even when edf.read_raw_edf passes a file object (*.rec).
+  found = [p for p in (filenames[:1] + [path]) if p is not None and os.path.isfile(p)]
+  header_path = found[0] if found else None
+  if header_path is None:
+    raise RecordingError(path, "EDF raw without a readable file: sleepjax reads EDF samples and "
+                         "their calibration from the file itself (pass source_path= if it moved)")
+  return edf_lib.validate_edf(header_path)
 
 
-def _to_unit(data, label, modality, dim, raw_unit_is_volt, path):
-  """float64 channel as MNE returns it -> microvolts (or the physical unit for resp)."""
+def _to_unit(data, label, modality, dim, raw_unit_is_volt, path, dim_bytes=None):
+  """float64 channel -> microvolts (or the physical unit for resp).
+
+  `dim` None: a non-EDF raw in MNE's convention (volts for FIFF unit V); otherwise `data` is in
+  the EDF header's physical unit (edf.read_physical).
+  """
   if dim is None:
-    # Not an EDF (e.g. mne.io.RawArray): MNE convention, volts for FIFF unit V.
     return data * 1e6 if raw_unit_is_volt else data
   if edf_lib.is_voltage(dim):
-    factor = edf_lib.to_microvolts_factor(dim, path=path, channel=label)
-    return data / edf_lib.mne_volt_scale(dim) * factor
-  if modality in _VOLTAGE_MODALITIES:
-    raise UnitError(path, f"{modality} channel {label!r}: physical dimension {dim!r} is not a "
-                    "voltage; cannot convert to microvolts")
-  return data / edf_lib.mne_volt_scale(dim)
+    return data * edf_lib.to_microvolts_factor(dim, path=path, channel=label)
+  odd = edf_lib.looks_like_voltage(dim)
+  if modality in _VOLTAGE_MODALITIES or odd:
+    # A voltage spelled oddly (e.g. "uV" + no-break space) is never taken as another unit.
+    kind = "an unknown spelling of a voltage" if odd else "not a voltage"
+    raw = f" (header bytes {dim_bytes!r})" if dim_bytes is not None else ""
+    raise UnitError(path, f"{modality} channel {label!r}: physical dimension {dim!r} is {kind}"
+                    f"{raw}; cannot convert to microvolts")
+  return data
 
 
 def _resample(x: np.ndarray, fs_in: float, fs_out: float, lowpass_at_nyquist: bool,
@@ -177,15 +180,19 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
     flat_tol_uv: peak-to-peak (uV, or physical unit) at or below which a channel is flat.
     flat_check_modalities: modalities whose channels are checked for flat/clipped epochs
       (resp is excluded by default: 1 Hz thermistor traces may be legitimately constant).
-    physical_dims: {file label: EDF physical dimension}; read from the raw's EDF header
-      when None (non-EDF raws follow MNE's convention: FIFF unit V means volts).
+    physical_dims: {file label: EDF physical dimension}, overriding the header's (rarely
+      needed); for an EDF raw the samples and their calibration are always read from the file
+      (edf.read_physical), never from MNE's rescaled data; non-EDF raws follow MNE's
+      convention (FIFF unit V means volts).
 
   Returns:
     A Recording (see its docstring), with its EpochReport.
 
   Raises:
     MissingChannelError: a required channel is absent.
-    UnitError: a non-resp channel's physical dimension is not a voltage.
+    UnitError: a non-resp channel's physical dimension is not a voltage, or any channel's is an
+      odd spelling of one (e.g. "uV" followed by a no-break space).
+    RecordingError: an EDF raw whose file is no longer readable.
     BadSignalError: a required channel is all-NaN/inf or flat over the night.
     SamplingRateError: 30 * sfreq is not an integer, or no rational resampling factor.
     HypnogramMismatchError: the hypnogram's scored epochs overhang the signal by more than
@@ -201,16 +208,19 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
                             "of samples per 30-s epoch")
   report = EpochReport(record_id=record_id,
                        paths=tuple(p for p in (path, hypnogram.path) if p is not None))
+  report.warnings.extend(hypnogram.notes)
 
-  # 1. Channels.
-  resolved = montage.resolve(raw.ch_names, path)
+  # 1. Channels: an EDF's own header labels (MNE keeps e.g. NUL padding in its channel names).
+  header = _edf_header(raw, physical_dims, path)
+  file_labels = ([header.labels[i] for i in header.signal_indices] if header is not None
+                 else list(raw.ch_names))
+  resolved = montage.resolve(file_labels, path)
   specs = [s for s in montage if s.name in resolved]
   for s in montage:
     if s.name not in resolved:
       report.warnings.append(f"optional {s.modality} channel {s.name!r} absent")
   labels = [resolved[s.name] for s in specs]
   fs_raw = float(raw.info["sfreq"])
-  dims = _physical_dims(raw, labels, physical_dims, path)
   import mne  # Only for the FIFF unit constant; raw is already an MNE object.
 
   unit_is_volt = {ch["ch_name"]: ch["unit"] == mne.io.constants.FIFF.FIFF_UNIT_V
@@ -218,9 +228,31 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
 
   # 2. Units (whole night, float64 until the end).
   data = {}
-  for spec, label in zip(specs, labels):
-    x = raw.get_data(picks=[label])[0].astype(np.float64)
-    data[spec.name] = _to_unit(x, label, spec.modality, dims[label], unit_is_volt[label], path)
+  if header is not None:
+    report.warnings.extend(header.notes)
+    index = {}
+    for label in labels:
+      hits = [i for i in header.signal_indices if header.labels[i] == label.strip(" \x00")]
+      if len(hits) != 1:
+        raise MissingChannelError(path, f"channel {label!r} is {'absent from' if not hits else 'repeated in'} "
+                                  f"the EDF header (signals {hits}); labels: {list(header.labels)}")
+      index[label] = hits[0]
+    per_record = fs_raw * header.record_duration_s
+    if abs(per_record - round(per_record)) > 1e-6:
+      raise SamplingRateError(path, f"the Raw's rate {fs_raw} Hz is not a rate of the EDF file "
+                              "(resampled after reading?); epoch the file as read")
+    physical = edf_lib.read_physical(header.path, [index[lab] for lab in labels], header=header,
+                                     samples_per_record=round(per_record))
+    physical = physical[:, raw.first_samp:raw.first_samp + raw.n_times]
+    for row, (spec, label) in enumerate(zip(specs, labels)):
+      i = index[label]
+      dim = (physical_dims or {}).get(label, header.physical_dims[i])
+      data[spec.name] = _to_unit(physical[row], label, spec.modality, dim, True, path,
+                                 header.physical_dim_bytes[i] if header.physical_dim_bytes else None)
+  else:
+    for spec, label in zip(specs, labels):
+      x = raw.get_data(picks=[label])[0].astype(np.float64)
+      data[spec.name] = _to_unit(x, label, spec.modality, None, unit_is_volt[label], path)
 
   # 3. Whole-night checks.
   for spec in list(specs):
@@ -351,12 +383,50 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
                    stages=out_stages, epoch_index=kept.astype(np.int32), report=report)
 
 
+def read_aligned_hypnogram(psg_header: edf_lib.EDFHeader, hypnogram_path: str | os.PathLike, *,
+                           assume_offset_s: float | None = None, **kwargs) -> Hypnogram:
+  """Reads an EDF+ hypnogram placed on its PSG's timeline by the two files' start times.
+
+  Args:
+    psg_header: the PSG's `edf.validate_edf` header.
+    hypnogram_path: the EDF+ annotation file.
+    assume_offset_s: opt-in for a start date/time that does not parse on either file: the
+      hypnogram is placed this many seconds after the PSG start, and the report says so.
+      None: such a start is an error (never a silent offset of 0).
+    **kwargs: passed to `hypnogram.read_edf_hypnogram` (e.g. ignore_texts=).
+
+  Returns:
+    The Hypnogram (onset_s on the PSG timeline; `notes` states an assumed offset).
+
+  Raises:
+    AlignmentError: a start date/time does not parse and assume_offset_s is None.
+    The reader's errors (AnnotationError, EDFHeaderError, ...).
+  """
+  from sleepjax.data.errors import AlignmentError  # pylint: disable=g-import-not-at-top
+  from sleepjax.data.hypnogram import read_edf_hypnogram  # pylint: disable=g-import-not-at-top
+
+  if psg_header.start is None:
+    if assume_offset_s is None:
+      raise AlignmentError(psg_header.path, f"start date/time {psg_header.start_fields} does not "
+                           "parse (dd.mm.yy hh.mm.ss): cannot place hypnogram "
+                           f"{os.fspath(hypnogram_path)} on its timeline; fix the header or pass "
+                           "assume_offset_s= (stated in the report)")
+    hyp = read_edf_hypnogram(hypnogram_path, psg_start=None, assume_offset_s=assume_offset_s,
+                             **kwargs)
+    return dataclasses.replace(hyp, notes=(
+        f"assumed hypnogram offset {float(assume_offset_s):g} s after the PSG start (the PSG's "
+        f"start date/time {psg_header.start_fields} does not parse; assume_offset_s)",))
+  return read_edf_hypnogram(hypnogram_path, psg_start=psg_header.start,
+                            assume_offset_s=assume_offset_s, **kwargs)
+
+
 def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.PathLike,
                    montage: Montage, *, hypnogram_kwargs: Mapping | None = None,
                    **kwargs) -> Recording:
   """Reads a PSG EDF and its hypnogram and epochs them (`read_raw_edf` + `epoch_recording`).
 
-  Only the montage's channels are read from the file. Discontinuous EDF+D files are refused.
+  Only the montage's channels are read from the file (MNE reads the header only). Discontinuous
+  EDF+D files are refused; a montage label used by two signals is an error.
 
   Args:
     psg_path: the PSG .edf file.
@@ -364,7 +434,8 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
       the PSG timeline with the PSG's start time; text files need
       hypnogram_kwargs={"epoch_s": ..., "mapping": ...}).
     montage: the channels to take.
-    hypnogram_kwargs: extra arguments for `hypnogram.read_hypnogram`.
+    hypnogram_kwargs: extra arguments for `hypnogram.read_hypnogram` (for an EDF+ hypnogram
+      e.g. assume_offset_s=, see `read_aligned_hypnogram`).
     **kwargs: passed to `epoch_recording` (subject_id is required; record_id defaults to the
       PSG file name without extension and a "-PSG" suffix).
 
@@ -372,7 +443,8 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
     The Recording.
 
   Raises:
-    EDFHeaderError: an EDF+D (discontinuous) PSG; other RecordingError subclasses, each
+    EDFHeaderError: an EDF+D (discontinuous) PSG; AlignmentError: a start date/time does not
+    parse (see `read_aligned_hypnogram`); other RecordingError subclasses, each
     naming the offending file (see `epoch_recording`, `edf.validate_edf`,
     `hypnogram.read_hypnogram`).
   """
@@ -385,17 +457,24 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
                          "gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
   if not isinstance(hypnogram, Hypnogram):
     hkw = dict(hypnogram_kwargs or {})
-    if os.fspath(hypnogram).lower().endswith(".edf"):
-      hkw.setdefault("psg_start", header.start)
-    hypnogram = read_hypnogram(hypnogram, **hkw)
+    if os.fspath(hypnogram).lower().endswith(".edf") and "psg_start" not in hkw:
+      hypnogram = read_aligned_hypnogram(header, hypnogram, **hkw)
+    else:
+      hypnogram = read_hypnogram(hypnogram, **hkw)
   labels = [header.labels[i] for i in header.signal_indices]
-  resolved = montage.resolve(labels, psg_path)
-  raw = edf_lib.read_raw_edf(psg_path, preload=True, include=list(resolved.values()))
+  wanted = {_norm_label(c) for spec in montage for c in spec.candidates}
+  for label in dict.fromkeys(labels):
+    hits = [i for i in header.signal_indices if header.labels[i] == label]
+    if len(hits) > 1 and _norm_label(label) in wanted:
+      raise MissingChannelError(psg_path, f"label {label!r} is used by {len(hits)} signals "
+                                f"({hits}), so which one is the montage's channel is ambiguous")
+  montage.resolve(labels, psg_path)  # MissingChannelError before anything is read
+  # Header only: epoch_recording reads the montage's samples itself (edf.read_physical).
+  # (MNE reads files without the .edf extension, ISRUC's *.rec, only with preload=True.)
+  raw = edf_lib.read_raw_edf(psg_path, preload=not psg_path.lower().endswith(".edf"))
   if "record_id" not in kwargs:
     stem = os.path.splitext(os.path.basename(psg_path))[0]
     kwargs["record_id"] = stem[:-4] if stem.upper().endswith("-PSG") else stem
   if "subject_id" not in kwargs:
     raise RecordingError(psg_path, "load_recording needs subject_id= (the SleepMG domain)")
-  dims = dict(zip(header.labels, header.physical_dims))
-  kwargs.setdefault("physical_dims", dims)
   return epoch_recording(raw, hypnogram, montage, source_path=psg_path, **kwargs)

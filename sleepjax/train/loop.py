@@ -149,8 +149,9 @@ def train(state: dict[str, Any], step_fn: Callable, batches: Iterator[Mapping[st
       for s, m in rows:
         if not (np.isfinite(m["loss"]) and np.isfinite(m["grad_norm"])):
           saved = checkpointer.latest_step() if checkpointer is not None else None
-          kept = (f"The last good checkpoint (step {saved}) is kept in {checkpointer.directory}."
-                  if saved is not None else "No checkpoint was saved.")
+          # "verified": its digests and finiteness are checked again when it is restored.
+          kept = (f"The last checkpoint (step {saved}, verified on resume) is kept in "
+                  f"{checkpointer.directory}." if saved is not None else "No checkpoint was saved.")
           raise NonFiniteLossError(
               f"{prefix}non-finite loss ({float(m['loss'])}) or gradient norm ({float(m['grad_norm'])}) at "
               f"step {s}; stopping. {kept} Lower the learning rate or enable optimizer.grad_clip_norm.")

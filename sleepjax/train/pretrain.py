@@ -97,7 +97,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   Raises:
     config_lib.ConfigError: unknown field or name, or a value out of range (one line).
   """
-  periods = ["checkpoint_every", "keep_checkpoints"] + (["eval_every"] if config.get("eval_every") else [])
+  # eval_every None is "off"; 0 is a mistake, not "off".
+  periods = ["checkpoint_every", "keep_checkpoints"] + (["eval_every"] if config.get("eval_every") is not None else [])
   config_lib.validate_common(config, default_config(), free_form=FREE_FORM, periods=periods)
   config_lib.check_choice("loss", config.loss, LOSSES)
   if len(tuple(config.seeds)) != 1:
@@ -196,7 +197,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None,
     (task, final train state, the encoder at initialisation as an nnx.Module).
 
   Raises:
-    loop.NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is kept.
+    loop.NonFiniteLossError: the loss became NaN/inf; the last checkpoint is kept.
+    checkpoint_lib.CheckpointError: a checkpoint could not be written (e.g. disk full).
     ValueError: batch_size not divisible by the devices of the mesh.
   """
   workdir = pathlib.Path(workdir)
@@ -221,11 +223,13 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, train_source=None,
   data_iter = iter(dataset)
 
   checkpointer = checkpoint_lib.Checkpointer(workdir / "checkpoints", keep=config.keep_checkpoints)
-  resumed = checkpointer.latest_step()
-  if resumed is not None:
-    state, data_state = checkpointer.restore(state, shardings)
+  resumed = None
+  restored = checkpointer.restore_latest(state, shardings)  # The newest intact step.
+  if restored is not None:
+    state, data_state = restored
     data_iter.set_state(data_state)
-    print(f"Resuming from checkpoint at step {int(state['step'])} in {checkpointer.directory}", flush=True)
+    resumed = int(jax.device_get(state["step"]))
+    print(f"Resuming from checkpoint at step {resumed} in {checkpointer.directory}", flush=True)
 
   evaluate = None
   if config.get("eval_every"):

@@ -275,12 +275,13 @@ def test_all_errors_are_recording_errors():
 
 
 def test_edf_raw_whose_file_vanished(psg):
+  # Samples and calibration are read from the EDF file itself, never from MNE's rescaled data.
   raw = edf.read_raw_edf(psg)
-  psg.unlink()
-  with pytest.raises(errors.RecordingError, match="pass physical_dims= or source_path="):
+  moved = psg.with_name("moved.edf")
+  psg.rename(moved)
+  with pytest.raises(errors.RecordingError, match="EDF raw without a readable file.*source_path="):
     recording.epoch_recording(raw, Hypnogram(np.array([W])), EEG_ONLY, record_id="r",
-                              subject_id="s")
+                              subject_id="s", physical_dims={"EEG C3-M2": "uV", "EEG C4-M1": "uV"})
   rec = recording.epoch_recording(raw, Hypnogram(np.array([W])), EEG_ONLY, record_id="r",
-                                  subject_id="s", physical_dims={"EEG C3-M2": "uV",
-                                                                 "EEG C4-M1": "uV"})
+                                  subject_id="s", source_path=moved)
   assert 5 < rec.signals["eeg"].std() < 15

@@ -54,8 +54,8 @@ def test_to_microvolts_factor_rejects_non_voltage(dim):
     edf.to_microvolts_factor(dim, path="rec.edf", channel="Temp")
 
 
-def test_units_through_mne_match_header(tmp_path):
-  """mne_volt_scale must mirror what MNE does, or every amplitude would be off by 1e6."""
+def test_units_from_the_header_calibration(tmp_path):
+  """read_physical + channel_to_microvolts give uV whatever the unit (no MNE rescaling involved)."""
   x_uv = _sine_uv()
   in_unit = {"uV": 1.0, "mV": 1e-3, "UV": 1.0, "V": 1e-6, "nV": 1e3}
   signals = [edfio.EdfSignal(x_uv * s, 100, label=f"EEG C{i}", physical_dimension=u)
@@ -63,9 +63,9 @@ def test_units_through_mne_match_header(tmp_path):
   path = tmp_path / "units.edf"
   edfio.Edf(signals).write(path)
   header = edf.validate_edf(path)
-  raw = edf.read_raw_edf(path)
-  for label, dim in zip(header.labels, header.physical_dims):
-    got = edf.channel_to_microvolts(raw.get_data(picks=[label])[0], dim)
+  physical = edf.read_physical(path, header.labels)
+  for label, dim, x in zip(header.labels, header.physical_dims, physical):
+    got = edf.channel_to_microvolts(x, dim)
     assert got.dtype == np.float32
     # 16-bit quantisation of a +-50 uV range in each unit: well under 0.01 uV.
     np.testing.assert_allclose(got, x_uv, atol=0.01, err_msg=f"{label} [{dim}]")

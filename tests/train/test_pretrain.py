@@ -105,7 +105,7 @@ def test_nonfinite_loss_stops_and_keeps_last_checkpoint(tmp_path, fake_source):
   # Resume with an absurd learning rate: the parameters overflow and the loss becomes NaN. (The
   # pipeline zeroes non-finite samples, so poisoning the data would not do it.)
   diverging = _config(steps=4, **{"optimizer.learning_rate": 1e35})
-  with pytest.raises(loop.NonFiniteLossError, match="last good checkpoint \\(step 2\\)"):
+  with pytest.raises(loop.NonFiniteLossError, match="last checkpoint \\(step 2, verified on resume\\)"):
     pretrain.train(diverging, str(workdir), train_source=source)
   assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit()) == [2]
 

@@ -135,15 +135,19 @@ def read_run(path: pathlib.Path) -> tuple[np.ndarray, list[tuple[float, str]], t
   missing = [c for c in CHANNELS if c not in names]
   if missing:
     raise errors.MissingChannelError(path, f"channels {missing} missing; file has {file_labels}")
+  by_clean = dict(zip(names, file_labels))
+  # Samples calibrated from the header (sleepjax.data.edf.read_physical), in CHANNELS order.
+  index = [header.signal_indices[file_labels.index(by_clean[c])] for c in CHANNELS]
+  data = edf.read_physical(path, index, header=header)
   if raw.info["sfreq"] != SFREQ:
     logging.info("eegmmidb: %s recorded at %s Hz, resampling to %s Hz", path.name, raw.info["sfreq"], SFREQ)
-    raw.resample(SFREQ, verbose="error")
-  data = raw.get_data(picks=list(CHANNELS))
-  dims = dict(zip(file_labels, (header.physical_dims[i] for i in header.signal_indices)))
-  by_clean = dict(zip(names, file_labels))
+    # What raw.resample(SFREQ) computes (MNE's FFT resampling), on the calibrated samples.
+    data = mne.filter.resample(data, up=float(SFREQ), down=float(raw.info["sfreq"]), npad="auto",
+                               verbose="error")
   eeg = np.stack([
-      edf.channel_to_microvolts(data[i], dims[by_clean[c]], path=path, channel=by_clean[c])
-      for i, c in enumerate(CHANNELS)])
+      edf.channel_to_microvolts(data[k], header.physical_dims[i], path=path, channel=by_clean[c],
+                                dim_bytes=header.physical_dim_bytes[i])
+      for k, (i, c) in enumerate(zip(index, CHANNELS))])
   if not np.all(np.isfinite(eeg)):
     raise errors.BadSignalError(path, "non-finite samples")
   events = [(float(o), str(d)) for o, d in zip(raw.annotations.onset, raw.annotations.description)]

@@ -76,6 +76,9 @@ class SleepEdfConfig(tfds.core.BuilderConfig):
       Sleep-EDF hypnograms may run past the end of the PSG (the last annotation overruns; the
       300-s test excerpt is scored for 22 h), so such epochs are only counted as
       "beyond_signal" in the build report instead of losing the night.
+    assume_offset_s: opt-in: seconds from the PSG start to the hypnogram start, used only for a
+      night whose PSG or hypnogram start date/time does not parse (the report states it). None
+      (default): such a night fails with AlignmentError, never a silent offset of 0.
   """
   study: str = "SC"
   sfreq: float = 100.0
@@ -83,6 +86,7 @@ class SleepEdfConfig(tfds.core.BuilderConfig):
   zscore: bool = False
   trim_wake_min: float | None = 30.0
   max_mismatch_s: float | None = None
+  assume_offset_s: float | None = None
 
   @property
   def montage(self) -> Montage:
@@ -91,19 +95,32 @@ class SleepEdfConfig(tfds.core.BuilderConfig):
 
 def _records_from_names(names_to_paths: dict[str, str], study: str,
                         where: str) -> list[_common.RecordFiles]:
-  """Pairs PSG and hypnogram files by their first 7 characters."""
+  """Pairs PSG and hypnogram files by their first 7 characters.
+
+  Raises:
+    AnnotationError: a PSG without a hypnogram.
+    DuplicateFileError: two hypnograms for one PSG (e.g. SC4001EC and SC4001EH: two scorers);
+      no rule picks one, so the user keeps the one they mean.
+  """
   psgs, hyps = {}, {}
-  for name, path in names_to_paths.items():
+  for name, path in sorted(names_to_paths.items()):
     m = _NAME.match(name)
     if not m or not m.group(1).startswith(study):
       continue
     stem = m.group(1) + m.group(2)  # e.g. SC4001E: subject SC400, night 1, E.
-    (psgs if m.group(4) == "PSG" else hyps)[stem] = (path, m.group(1) + m.group(2) + m.group(3))
+    if m.group(4) == "PSG":
+      psgs[stem] = (path, m.group(1) + m.group(2) + m.group(3))
+    else:
+      hyps.setdefault(stem, []).append(path)
   records = []
   for stem, (psg_path, record_id) in sorted(psgs.items()):
     if stem not in hyps:
       raise errors.AnnotationError(
           psg_path, f"no hypnogram {stem}?-Hypnogram.edf next to it in {where}")
+    if len(hyps[stem]) > 1:
+      raise errors.DuplicateFileError(
+          psg_path, f"{len(hyps[stem])} hypnograms for {record_id}: {hyps[stem]} (another scorer's "
+          f"labels would be taken silently); keep the one you mean in {where}")
     records.append(_common.RecordFiles(record_id=record_id, subject_id=record_id[:5],
                                        psg_path=psg_path, hypnogram_path=hyps[stem][0]))
   return records
@@ -121,8 +138,19 @@ def manual_records(manual_dir: str | os.PathLike, study: str) -> list[_common.Re
 
   Raises:
     AnnotationError: a PSG without its hypnogram.
+    DuplicateFileError: one file name in two subfolders (two copies of a night: which one is
+      intact cannot be told from the name), or two hypnograms for one PSG; the message names both.
   """
-  names = {p.name: os.fspath(p) for p in pathlib.Path(manual_dir).rglob("*.edf")}
+  found: dict[str, list[str]] = {}
+  for p in sorted(pathlib.Path(manual_dir).rglob("*.edf")):
+    if _NAME.match(p.name):
+      found.setdefault(p.name, []).append(os.fspath(p))
+  for name, paths in found.items():
+    if len(paths) > 1:
+      raise errors.DuplicateFileError(
+          manual_dir, f"{len(paths)} copies of {name}: {paths}; keep one (a truncated or older "
+          "copy would otherwise be taken silently)")
+  names = {name: paths[0] for name, paths in found.items()}
   return _records_from_names(names, study, os.fspath(manual_dir))
 
 
@@ -194,4 +222,4 @@ downloaded from https://physionet.org/files/sleep-edfx/1.0.0/ .
     return _common.edf_night_loader(
         cfg.montage, sfreq=cfg.sfreq, lowpass_at_nyquist=cfg.lowpass_at_nyquist,
         zscore=cfg.zscore, trim_wake_min=cfg.trim_wake_min,
-        max_mismatch_s=cfg.max_mismatch_s)(files)
+        max_mismatch_s=cfg.max_mismatch_s, assume_offset_s=cfg.assume_offset_s)(files)
