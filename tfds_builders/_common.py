@@ -134,7 +134,7 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
     sfreq: Hz after resampling; T = 30 * sfreq must be an integer.
 
   Returns:
-    The FeaturesDict: signals (C_m, T) float32 uV, channel_names (C_m,) str, positions (C_m, 3)
+    The FeaturesDict: signals (C_m, T) float32 uV (stored as raw bytes), channel_names (C_m,) str, positions (C_m, 3)
     float32, stage int32, subject_id / record_id text, epoch_index int32.
   """
   n_times = int(round(EPOCH_S * sfreq))
@@ -142,7 +142,10 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
     raise ValueError(f"30 s at {sfreq} Hz is not a whole number of samples")
   counts = channel_counts(montage)
   return tfds.features.FeaturesDict({
-      "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32)
+      # Raw bytes: TFDS's default float_list encoding costs ~0.2 us per sample to write (most
+      # of a build's time) and to read (benchmarks/README.md, build_throughput).
+      "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32,
+                                          encoding=tfds.features.Encoding.BYTES)
                   for m, c in counts.items()},
       "channel_names": {m: tfds.features.Tensor(shape=(c,), dtype=np.str_)
                         for m, c in counts.items()},
