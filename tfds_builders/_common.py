@@ -75,12 +75,22 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
   Subclasses implement `_split_records(dl_manager) -> {split: [RecordFiles]}`,
   `_load(files) -> Recording` and the `montage` property of their config.
   array_record is the default file format (tfrecord would need TensorFlow to write).
+  With Beam options or a Beam runner in the DownloadConfig, the nights are built as the
+  elements of an Apache Beam pipeline instead, one shard each (`tfds_builders._beam`): the same
+  files and build report, on several worker processes or a cluster.
   """
 
   def __init__(self, **kwargs):
     if kwargs.get("file_format") is None:
       kwargs["file_format"] = "array_record"
     super().__init__(**kwargs)
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    # Beam options or a Beam runner: one night per Beam element (tfds_builders._beam).
+    from tfds_builders import _beam
+    if _beam.requested(download_config):
+      return _beam.prepare(self, dl_manager, download_config)
+    return super()._download_and_prepare(dl_manager, download_config)
 
   def _split_records(self, dl_manager) -> dict[str, list[RecordFiles]]:
     raise NotImplementedError

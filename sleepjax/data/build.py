@@ -8,6 +8,14 @@ Apache Beam and mlcroissant at start-up (none of which sleepjax needs); this com
 `sleepjax.data.pipeline.prepare` instead and prints the per-split summary (subjects, recordings,
 epochs per stage) and the build report (dropped epochs by reason, failed recordings).
 
+With --beam_pipeline_options the PSG builders build one night per Apache Beam element (the
+`beam` extra), e.g. on 2 local processes:
+
+  python -m sleepjax.data.build tfds_builders/synthetic_psg --config default \
+      --beam_pipeline_options=direct_num_workers=2,direct_running_mode=multi_processing
+
+(docs/building.md has Dataflow, Spark and Flink examples.)
+
 The dataset folder is imported as a module (`tfds_builders/sleep_edf` -> `tfds_builders.sleep_edf`),
 which registers its builder; sleepjax itself has no import of tfds_builders.
 """
@@ -40,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--config", default=None, help="builder config, e.g. sleep_cassette (default: the first)")
   parser.add_argument("--manual_dir", default=None, help="folder with manually downloaded files")
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
+  parser.add_argument("--beam_pipeline_options", default=None,
+                      help="build through Apache Beam with these comma-separated options, e.g. "
+                           "direct_num_workers=2,direct_running_mode=multi_processing (docs/building.md)")
   args = parser.parse_args(argv)
 
   module, name = module_name(args.dataset)
@@ -47,7 +58,13 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module(module)
   except ModuleNotFoundError as e:
     parser.error(f"cannot import {module!r} for {args.dataset!r}: {e} (run from the repository root)")
-  builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir)
+  if args.beam_pipeline_options is not None:
+    try:
+      pipeline.beam_pipeline_options(args.beam_pipeline_options)
+    except (ValueError, ImportError) as e:
+      parser.error(str(e))
+  builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir,
+                             beam_pipeline_options=args.beam_pipeline_options)
   full_name = builder.info.full_name
   summaries = {split: summary.split_summary(builder.as_data_source(split=split),
                                            class_names=downstream_pipeline.class_names(builder.info))
