@@ -14,7 +14,7 @@ and the main process then replays the outcomes, in shard order, into the same bu
 (`info.metadata["build_report"]`) and split infos as the single-process build. A worker turns a
 night into examples with the very object the single-process build uses
 (`tfds_builders._common._RecordingShard`: the builder's `_load`, then `recording_examples`), and
-writes its shard with TFDS's own `ShardWriter`, so the two builds write the same files
+writes its shard with TFDS's own `ShardWriter` and the builder's example writer, so the two builds write the same files
 (tests/data/test_build_beam.py checks every feature of every example of every split).
 
 Why not TFDS's own Beam path of `tfds.core.ShardBasedBuilder` (TFDS 4.9.10,
@@ -90,9 +90,8 @@ class _OutcomeRecorder:
 class _WriteShard:
   """beam.Map function: reads one night and writes its shard, as the plain build does."""
 
-  def __init__(self, builder, file_format):
+  def __init__(self, builder):
     self._builder = builder  # Pickled by TFDS's DatasetBuilder.__getstate__ (its init args).
-    self._file_format = file_format
 
   def __call__(self, task: ShardTask) -> tuple[str, int, int, tuple]:
     from tfds_builders import _common
@@ -102,7 +101,7 @@ class _WriteShard:
     shard_writer = writer_lib.ShardWriter(
         features=features,
         serializer=example_serializer.ExampleSerializer(features.get_serialized_info()),
-        example_writer=writer_lib.ExampleWriter(file_format=self._file_format))
+        example_writer=builder._example_writer())
     recorder = _OutcomeRecorder()
     shard = _common._RecordingShard(recorder, task.split, task.files, builder._load,
                                     builder.builder_config.montage)
@@ -141,7 +140,7 @@ def prepare(builder, dl_manager, download_config) -> None:
     _ = (pipeline
          | "Nights" >> beam.Create(tasks)
          | "Distribute" >> beam.Reshuffle()
-         | "ReadAndWriteShard" >> beam.Map(_WriteShard(builder, builder.info.file_format))
+         | "ReadAndWriteShard" >> beam.Map(_WriteShard(builder))
          | "Collect" >> beam.combiners.ToList()
          | "SaveOutcomes" >> beam.Map(_save, path=outcomes_path))
   outcomes_file = epath.Path(outcomes_path)
