@@ -14,8 +14,9 @@ and the main process then replays the outcomes, in shard order, into the same bu
 (`info.metadata["build_report"]`) and split infos as the single-process build. A worker turns a
 night into examples with the very object the single-process build uses
 (`tfds_builders._common._RecordingShard`: the builder's `_load`, then `recording_examples`), and
-writes its shard with TFDS's own `ShardWriter` and the builder's example writer, so the two builds write the same files
-(tests/data/test_build_beam.py checks every feature of every example of every split).
+writes its shard with TFDS's own `ShardWriter` and the builder's example writer, so the two
+builds write the same records (tests/data/test_build_beam.py checks every feature of every
+example of every split, and every stored record).
 
 Why not TFDS's own Beam path of `tfds.core.ShardBasedBuilder` (TFDS 4.9.10,
 `SplitBuilder.submit_shard_based_generation`): it makes one `Create([None]) | Map(write)` branch
