@@ -52,7 +52,6 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from sleepjax.data import errors
-from sleepjax.data import pipeline
 from sleepjax.data.channels import Montage
 from tfds_builders import _report
 
@@ -87,12 +86,19 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
   Subclasses implement `_split_records(dl_manager) -> {split: [RecordFiles]}`,
   `_load(files) -> Recording` and the `montage` property of their config.
   array_record is the default file format (tfrecord would need TensorFlow to write).
+  With Beam options or a Beam runner in the DownloadConfig, the nights are built as the
+  elements of an Apache Beam pipeline instead, one shard each (`tfds_builders._beam`): the same
+  files and build report, on several worker processes or a cluster.
   """
 
   def __init__(self, **kwargs):
     if kwargs.get("file_format") is None:
       kwargs["file_format"] = "array_record"
     super().__init__(**kwargs)
+
+
+  def _example_writer(self):
+    return UncompressedArrayRecordWriter(file_format=self.info.file_format)
 
   def _split_records(self, dl_manager) -> dict[str, list[RecordFiles]]:
     raise NotImplementedError
@@ -120,7 +126,13 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
         self.info.read_from_directory(self.data_path)
 
   def _download_and_prepare(self, dl_manager, download_config=None):
-    super()._download_and_prepare(dl_manager, download_config)
+    # Beam options or a Beam runner: one night per Beam element (tfds_builders._beam).
+    from tfds_builders import _beam
+    if _beam.requested(download_config):
+      self.info.metadata["build_inputs"] = build_inputs(self, getattr(self, "_manual_given", None) or None)
+      self._collector = _beam.prepare(self, dl_manager, download_config)
+    else:
+      super()._download_and_prepare(dl_manager, download_config)
     drop_empty_splits(self, self._collector)
 
   def _shard_iterators_per_split(self, dl_manager):
@@ -239,6 +251,25 @@ def drop_empty_splits(builder, collector) -> None:
       None, f"no usable recording among {n} in the inputs of {builder.info.full_name} "
       f"({counted or 'no recordings found'}); nothing was stored"
       + (f". First: {' '.join(first.split())}" if first else ""))
+class UncompressedArrayRecordWriter(tfds.core.writer.ExampleWriter):
+  """TFDS's example writer, with array_record's chunks left uncompressed.
+
+  TFDS writes array_record with "group_size:1" and array_record's default compression; on
+  float32 signals that saves ~8% of disk and costs ~3x the writing time and ~2x the reading
+  time (benchmarks/README.md). Readers need no change (the chunk says it is uncompressed).
+  Other file formats are written by TFDS as usual.
+  """
+
+  def write(self, path, examples):
+    if self.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+      return super().write(path, examples)
+    from array_record.python import array_record_module
+
+    writer = array_record_module.ArrayRecordWriter(os.fspath(path), "group_size:1,uncompressed")
+    for _, serialized in examples:
+      writer.write(serialized)
+    writer.close()
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +310,7 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
     sfreq: Hz after resampling; T = 30 * sfreq must be an integer.
 
   Returns:
-    The FeaturesDict: signals (C_m, T) float32 uV, channel_names (C_m,) str, positions (C_m, 3)
+    The FeaturesDict: signals (C_m, T) float32 uV (stored as raw bytes), channel_names (C_m,) str, positions (C_m, 3)
     float32, stage int32, subject_id / record_id text, epoch_index int32.
   """
   n_times = int(round(EPOCH_S * sfreq))
@@ -287,7 +318,10 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
     raise ValueError(f"30 s at {sfreq} Hz is not a whole number of samples")
   counts = channel_counts(montage)
   return tfds.features.FeaturesDict({
-      "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32)
+      # Raw bytes: TFDS's default float_list encoding costs ~0.2 us per sample to write (most
+      # of a build's time) and to read (benchmarks/README.md, build_throughput).
+      "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32,
+                                          encoding=tfds.features.Encoding.BYTES)
                   for m, c in counts.items()},
       "channel_names": {m: tfds.features.Tensor(shape=(c,), dtype=np.str_)
                         for m, c in counts.items()},
@@ -503,6 +537,10 @@ def split_records(
   Returns:
     {split: nights sorted by record_id}, only non-empty splits, in train/validation/test order.
   """
+  # Imported here: sleepjax.data.pipeline brings grain and JAX, which reading nights (e.g. in a
+  # Beam worker process) does not need.
+  from sleepjax.data import pipeline
+
   records = sorted(records, key=lambda r: r.record_id)
   assignment = pipeline.subject_split([r.subject_id for r in records], **split_kwargs)
   out = {}

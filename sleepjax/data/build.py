@@ -8,6 +8,14 @@ Apache Beam and mlcroissant at start-up (none of which sleepjax needs); this com
 `sleepjax.data.pipeline.prepare` instead and prints the per-split summary (subjects, recordings,
 epochs per stage) and the build report (dropped epochs by reason, failed recordings).
 
+With --beam_pipeline_options the PSG builders build one night per Apache Beam element (the
+`beam` extra), e.g. on 2 local processes:
+
+  python -m sleepjax.data.build tfds_builders/synthetic_psg --config default \
+      --beam_pipeline_options=direct_num_workers=2,direct_running_mode=multi_processing
+
+(docs/building.md has Dataflow, Spark and Flink examples.)
+
 The dataset folder is imported as a module (`tfds_builders/sleep_edf` -> `tfds_builders.sleep_edf`),
 which registers its builder; sleepjax itself has no import of tfds_builders.
 """
@@ -43,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--data_dir", default=None, help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")
   parser.add_argument("--rebuild", action="store_true",
                       help="build again although a build exists (e.g. after the manual files changed)")
+  parser.add_argument("--beam_pipeline_options", default=None,
+                      help="build through Apache Beam with these comma-separated options, e.g. "
+                           "direct_num_workers=2,direct_running_mode=multi_processing (docs/building.md)")
   args = parser.parse_args(argv)
 
   module, name = module_name(args.dataset)
@@ -50,9 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     importlib.import_module(module)
   except ModuleNotFoundError as e:
     parser.error(f"cannot import {module!r} for {args.dataset!r}: {e} (run from the repository root)")
+  if args.beam_pipeline_options is not None:
+    try:
+      pipeline.beam_pipeline_options(args.beam_pipeline_options)
+    except (ValueError, ImportError) as e:
+      parser.error(str(e))
   try:
     builder = pipeline.prepare(name, args.data_dir, config=args.config, manual_dir=args.manual_dir,
-                               rebuild=args.rebuild)
+                               rebuild=args.rebuild, beam_pipeline_options=args.beam_pipeline_options)
   except errors.RecordingError as e:
     # Bad inputs (no usable night, duplicates, a stale build): one line, no traceback.
     print(f"{parser.prog}: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -25,6 +25,10 @@ class RecordingError(Exception):
     where = f"{self.path}: " if self.path is not None else ""
     super().__init__(f"{where}{problem}")
 
+  def __reduce__(self):
+    # Pickled as (path, problem), e.g. from a Beam worker to the build report.
+    return type(self), (self.path, self.problem)
+
 
 class EDFHeaderError(RecordingError):
   """The EDF/EDF+ header is unreadable or inconsistent (bad magic, bad field, empty file)."""

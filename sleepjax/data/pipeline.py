@@ -642,6 +642,39 @@ def _builder(name: str, data_dir: str | None, config: str | None):
         f"`import tfds_builders.synthetic_psg` (sleepjax does not import tfds_builders)") from e
 
 
+def beam_pipeline_options(option_string: str):
+  """Apache Beam `PipelineOptions` from TFDS's comma-separated option string.
+
+  Args:
+    option_string: flags without "--", as `tfds build --beam_pipeline_options` takes them, e.g.
+      "direct_num_workers=2,direct_running_mode=multi_processing" (DirectRunner, 2 processes)
+      or "runner=DataflowRunner,project=P,region=R,temp_location=gs://B/tmp" (docs/building.md).
+
+  Returns:
+    `apache_beam.options.pipeline_options.PipelineOptions`.
+
+  Raises:
+    ValueError: an empty string, or an entry starting with "-" or "=".
+    ImportError: apache-beam is not installed (the `beam` extra: pip install sleepjax[beam]).
+  """
+  flags = [s.strip() for s in option_string.split(",") if s.strip()]
+  if not flags:
+    raise ValueError(f"empty Beam pipeline options {option_string!r}")
+  for f in flags:
+    if f[0] in "-=":
+      raise ValueError(f"Beam pipeline option {f!r} in {option_string!r}: give name=value "
+                       "without leading dashes")
+  try:
+    from apache_beam.options.pipeline_options import PipelineOptions
+  except ImportError as e:
+    raise ImportError(f"Beam pipeline options {option_string!r} need apache-beam: "
+                      "pip install 'sleepjax[beam]'") from e
+  return PipelineOptions(flags=[f"--{f}" for f in flags])
+
+
+_parse_beam_options = beam_pipeline_options  # `prepare`'s argument of the same name hides it.
+
+
 def prepare(
     name: str,
     data_dir: str | None = None,
@@ -649,6 +682,7 @@ def prepare(
     config: str | None = None,
     manual_dir: str | None = None,
     rebuild: bool = False,
+    beam_pipeline_options: str | None = None,
 ):
   """Builds (if not built yet) a registered TFDS dataset and returns its builder.
 
@@ -662,19 +696,24 @@ def prepare(
     manual_dir: folder with manually downloaded files (Sleep-EDF offline, DREAMS).
     rebuild: build again even if a build exists (TFDS's REUSE_CACHE_IF_EXISTS: downloads are
       kept, the dataset is regenerated), e.g. after a StaleBuildError.
+    beam_pipeline_options: build through Apache Beam with these options (see
+      `beam_pipeline_options`; the PSG builders, tfds_builders._beam); None builds in this
+      process.
 
   Returns:
     The prepared `tfds.core.DatasetBuilder` (builder.info.splits, builder.info.metadata).
 
   Raises:
-    ValueError: the dataset is not registered.
+    ValueError: the dataset is not registered; malformed Beam options.
     sleepjax.data.errors.StaleBuildError / NoUsableRecordingError: from the PSG builders
       (tfds_builders._common.PsgBuilder).
   """
   import tensorflow_datasets as tfds
   builder = _builder(name, data_dir, config)
+  beam_options = (_parse_beam_options(beam_pipeline_options)
+                  if beam_pipeline_options is not None else None)
   mode = {"download_mode": tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS} if rebuild else {}
-  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, **mode)
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir, beam_options=beam_options, **mode)
   # TFDS refuses to set the file format of an info read from an existing build (a rebuild); the
   # builders default to array_record themselves.
   builder.download_and_prepare(download_config=download_config,

@@ -22,16 +22,18 @@ Pipeline of `epoch_recording`, in order:
    `trim_wake_min` minutes before the first sleep epoch (N1..REM) to `trim_wake_min` after
    the last; no sleep epoch at all -> nothing trimmed, with a warning.
 6. Movement and unscored epochs are dropped unless `keep_unscored` (then kept with label -1).
-7. Per-epoch bad signal, at the file's rate: any NaN/inf in any channel, or, in a channel of
+7. Per-epoch bad signal, at the channel's rate: any NaN/inf in any channel, or, in a channel of
    `flat_check_modalities`, a flat epoch (peak-to-peak <= `flat_tol_uv`) or one clipped for
    the whole epoch (every sample at the channel's night minimum or maximum).
 8. Resampling of the whole night per channel to `sfreq` (scipy.signal.resample_poly, which
    low-pass filters as it resamples). With `lowpass_at_nyquist` (SleepFM-Clinical) a 4th-order
    Butterworth low-pass at the new Nyquist is applied zero-phase (sosfiltfilt) first, when
    downsampling. NaN samples are set to 0 before filtering (their epochs are already dropped).
-   Channels stored at a lower rate (Sleep-EDF's 1 Hz EMG envelope and respiration) were already
-   upsampled to the file's highest rate by MNE at read time (FFT, see edf.read_raw_edf), so they
-   are upsampled, not invented here.
+   `load_recording` reads each channel at its own rate and resamples it once, from that rate
+   (a 100 Hz EEG next to a 200 Hz ECG goes 100 -> 128 Hz by polyphase upsampling, without the
+   low-pass, which only applies when a channel is downsampled). `epoch_recording` takes an MNE
+   raw, whose channels MNE already brought to the file's highest rate at read time (FFT, see
+   edf.read_raw_edf); these are resampled from that rate.
 9. Optional per-night z-score per channel over the kept epochs (SleepFM-Clinical).
 
 Every 30-s epoch of the hypnogram is counted once in the EpochReport (sleepjax.data.report).
@@ -41,8 +43,10 @@ from __future__ import annotations
 
 import dataclasses
 import fractions
+import inspect
 import os
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import scipy.signal
@@ -202,13 +206,8 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   if path is None:
     filenames = [f for f in (getattr(raw, "filenames", None) or ()) if f]
     path = os.fspath(filenames[0]) if filenames else None
-  n_t = round(EPOCH_S * sfreq)
-  if sfreq <= 0 or abs(n_t - EPOCH_S * sfreq) > 1e-6:
-    raise SamplingRateError(path, f"output sfreq {sfreq} Hz does not give an integer number "
-                            "of samples per 30-s epoch")
-  report = EpochReport(record_id=record_id,
-                       paths=tuple(p for p in (path, hypnogram.path) if p is not None))
-  report.warnings.extend(hypnogram.notes)
+  _check_output_rate(sfreq, path)
+  notes = list(hypnogram.notes)
 
   # 1. Channels: an EDF's own header labels (MNE keeps e.g. NUL padding in its channel names).
   header = _edf_header(raw, physical_dims, path)
@@ -216,9 +215,6 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
                  else list(raw.ch_names))
   resolved = montage.resolve(file_labels, path)
   specs = [s for s in montage if s.name in resolved]
-  for s in montage:
-    if s.name not in resolved:
-      report.warnings.append(f"optional {s.modality} channel {s.name!r} absent")
   labels = [resolved[s.name] for s in specs]
   fs_raw = float(raw.info["sfreq"])
   import mne  # Only for the FIFF unit constant; raw is already an MNE object.
@@ -229,7 +225,7 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   # 2. Units (whole night, float64 until the end).
   data = {}
   if header is not None:
-    report.warnings.extend(header.notes)
+    notes.extend(header.notes)
     index = {}
     for label in labels:
       hits = [i for i in header.signal_indices if header.labels[i] == label.strip(" \x00")]
@@ -253,34 +249,125 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
     for spec, label in zip(specs, labels):
       x = raw.get_data(picks=[label])[0].astype(np.float64)
       data[spec.name] = _to_unit(x, label, spec.modality, None, unit_is_volt[label], path)
+  chans = [_Channel(spec, label, fs_raw, data[spec.name]) for spec, label in zip(specs, labels)]
+  return _epoch_channels(
+      chans, hypnogram, montage, resolved, path=path, fs_ref=fs_raw, n_ref=raw.n_times,
+      first_s=raw.first_samp / fs_raw, record_id=record_id, subject_id=subject_id, sfreq=sfreq,
+      lowpass_at_nyquist=lowpass_at_nyquist, zscore=zscore, trim_wake_min=trim_wake_min,
+      keep_unscored=keep_unscored, max_mismatch_s=max_mismatch_s, flat_tol_uv=flat_tol_uv,
+      flat_check_modalities=flat_check_modalities, notes=notes)
 
-  # 3. Whole-night checks.
-  for spec in list(specs):
-    x = data[spec.name]
-    finite = np.isfinite(x)
+
+@dataclasses.dataclass
+class _Channel:
+  """One montage channel of a night, whole, in microvolts (resp: its physical unit)."""
+  spec: Any
+  label: str
+  sfreq: float
+  data: np.ndarray  # (T_c,) float64 at `sfreq`
+  all_finite: bool = True  # Set by step 3, with the night's min / max over finite samples.
+  lo: float = np.nan
+  hi: float = np.nan
+
+
+def _segments(x: np.ndarray, starts: np.ndarray, idx: np.ndarray, length: int) -> np.ndarray:
+  """x[starts[:, None] + arange(length)] for the epochs `idx` of a grid (starts[k] of epoch
+  idx[k]): a strided view, no copy, when the grid is regular (start = s0 + idx * length)."""
+  if starts.size and starts[0] >= 0 and starts[-1] + length <= x.shape[0] and np.array_equal(
+      starts, starts[0] + length * (idx - idx[0])):
+    span = int(idx[-1] - idx[0] + 1)
+    return x[starts[0]:starts[0] + span * length].reshape(span, length)[idx - idx[0]] if (
+        span != idx.size) else x[starts[0]:starts[0] + span * length].reshape(span, length)
+  return x[starts[:, None] + np.arange(length)]
+
+
+def _bad_epochs(x: np.ndarray, starts: np.ndarray, idx: np.ndarray, length: int, ch: _Channel,
+                check_flat: bool, flat_tol_uv: float) -> np.ndarray:
+  """Step 7 on the epochs `idx` starting at `starts`: (n,) bool, True for a bad epoch.
+
+  Bad: a NaN/inf sample; with `check_flat`, peak-to-peak <= flat_tol_uv, or every sample at
+  the channel's night minimum or maximum (ch.lo, ch.hi).
+  """
+  bad = np.zeros(starts.shape, bool)
+  if ch.all_finite and not check_flat:
+    return bad
+  # Chunks of epochs bound the (epochs, samples) arrays to ~64 MB at 256 Hz.
+  for c0 in range(0, starts.size, 1024):
+    segs = _segments(x, starts[c0:c0 + 1024], idx[c0:c0 + 1024], length)  # (n, length)
+    b = np.zeros(segs.shape[0], bool) if ch.all_finite else ~np.isfinite(segs).all(axis=1)
+    if check_flat:
+      with np.errstate(invalid="ignore"):
+        lo, hi = segs.min(axis=1), segs.max(axis=1)
+        b |= (hi - lo) <= flat_tol_uv
+        # Clipped throughout: only possible when the epoch's extremes are night extremes.
+        maybe = np.flatnonzero(((lo == ch.lo) | (lo == ch.hi)) & ((hi == ch.lo) | (hi == ch.hi)))
+        if maybe.size:
+          seg = segs[maybe]
+          b[maybe] |= ((seg == ch.lo) | (seg == ch.hi)).all(axis=1)
+    bad[c0:c0 + 1024] = b
+  return bad
+
+
+def _check_output_rate(sfreq: float, path) -> None:
+  n_t = round(EPOCH_S * sfreq)
+  if sfreq <= 0 or abs(n_t - EPOCH_S * sfreq) > 1e-6:
+    raise SamplingRateError(path, f"output sfreq {sfreq} Hz does not give an integer number "
+                            "of samples per 30-s epoch")
+
+
+def _epoch_channels(chans: list[_Channel], hypnogram: Hypnogram, montage: Montage,
+                    resolved: Mapping[str, str], *, path, fs_ref: float, n_ref: int,
+                    first_s: float, record_id: str, subject_id: str, sfreq: float,
+                    lowpass_at_nyquist: bool, zscore: bool, trim_wake_min: float | None,
+                    keep_unscored: bool, max_mismatch_s: float | None, flat_tol_uv: float,
+                    flat_check_modalities, notes=()) -> Recording:
+  """Steps 3-9 of the module doc on channels that may each have their own rate.
+
+  The epoch grid and the "inside the signal" test are computed at `fs_ref` over `n_ref`
+  samples (the rate and length of the file's fastest montage channel, as MNE reads it); the
+  per-epoch checks of step 7 and the resampling of step 8 at each channel's own rate.
+  `first_s`: seconds between the PSG start (the hypnogram's origin) and the first sample.
+  """
+  _check_output_rate(sfreq, path)
+  n_t = round(EPOCH_S * sfreq)
+  report = EpochReport(record_id=record_id,
+                       paths=tuple(p for p in (path, hypnogram.path) if p is not None))
+  report.warnings.extend(notes)  # e.g. an assumed hypnogram offset, header notes
+  for s in montage:
+    if s.name not in resolved:
+      report.warnings.append(f"optional {s.modality} channel {s.name!r} absent")
+  chans = list(chans)
+
+  # 3. Whole-night checks (and each channel's night minimum / maximum, for step 7).
+  for ch in list(chans):
+    x, spec = ch.data, ch.spec
+    ch.all_finite = bool(np.isfinite(x).all())
+    finite = None if ch.all_finite else np.isfinite(x)
     problem = None
-    if not finite.any():
+    if not ch.all_finite and not finite.any():
       problem = "is entirely NaN/inf"
-    elif np.ptp(x[finite]) <= flat_tol_uv:
-      problem = f"is flat over the whole night (constant {x[finite][0]:.6g})"
+    else:
+      ch.lo, ch.hi = (x.min(), x.max()) if ch.all_finite else (x[finite].min(), x[finite].max())
+      if ch.hi - ch.lo <= flat_tol_uv:
+        problem = f"is flat over the whole night (constant {ch.lo:.6g})"
     if problem is None:
       continue
     label = resolved[spec.name]
     if spec.required:
       raise BadSignalError(path, f"required {spec.modality} channel {label!r} {problem}")
     report.warnings.append(f"optional {spec.modality} channel {label!r} {problem}; dropped")
-    specs.remove(spec)
-    del data[spec.name]
+    chans.remove(ch)
 
   # 4. Epoch grid and the signal/hypnogram mismatch rule.
-  n_samples = raw.n_times
+  n_samples = n_ref
+  fs_raw = fs_ref
   duration_s = n_samples / fs_raw
   stages = hypnogram.stages
   n_total = hypnogram.n_epochs
   report.n_epochs_total = n_total
-  # Seconds from the first sample held by `raw`: a cropped raw starts first_samp samples
-  # after the PSG start that the hypnogram's onset refers to.
-  starts_s = hypnogram.onset_s - raw.first_samp / fs_raw + EPOCH_S * np.arange(n_total)
+  # Seconds from the first sample held: a cropped raw starts `first_s` after the PSG start
+  # that the hypnogram's onset refers to.
+  starts_s = hypnogram.onset_s - first_s + EPOCH_S * np.arange(n_total)
   raw_len = round(EPOCH_S * fs_raw)
   raw_starts = np.round(starts_s * fs_raw).astype(np.int64)
   inside = (raw_starts >= 0) & (raw_starts + raw_len <= n_samples)
@@ -318,27 +405,21 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
     reason[(reason == "") & (stages == stages_lib.MOVEMENT)] = "movement"
     reason[(reason == "") & (stages == stages_lib.UNSCORED)] = "unscored"
 
-  # 7. Per-epoch bad signal, at the file's rate.
+  # 7. Per-epoch bad signal, at each channel's own rate.
   candidates = np.flatnonzero(reason == "")
-  offsets = np.arange(raw_len)
-  modality_of = {s.name: s.modality for s in specs}
-  for name, x in data.items():
+  for ch in chans:
     if not candidates.size:
       break
-    check_flat = modality_of[name] in flat_check_modalities
-    if check_flat:
-      finite = np.isfinite(x)
-      lo, hi = np.min(x[finite]), np.max(x[finite])
-    bad = np.zeros(candidates.shape, bool)
-    # Chunks of epochs bound the (epochs, samples) copy to ~64 MB at 256 Hz.
-    for c0 in range(0, candidates.size, 1024):
-      segs = x[raw_starts[candidates[c0:c0 + 1024]][:, None] + offsets]  # (n, raw_len)
-      b = ~np.isfinite(segs).all(axis=1)
-      if check_flat:
-        with np.errstate(invalid="ignore"):
-          b |= np.ptp(segs, axis=1) <= flat_tol_uv
-          b |= ((segs == lo) | (segs == hi)).all(axis=1)
-      bad[c0:c0 + 1024] = b
+    x = ch.data
+    if ch.sfreq == fs_raw:
+      c_len, c_starts = raw_len, raw_starts
+    else:
+      c_len = round(EPOCH_S * ch.sfreq)
+      c_starts = np.clip(np.round(starts_s * ch.sfreq).astype(np.int64), 0,
+                         max(x.shape[0] - c_len, 0))
+    check_flat = ch.spec.modality in flat_check_modalities
+    bad = _bad_epochs(x, c_starts[candidates], candidates, c_len, ch, check_flat,
+                      flat_tol_uv)
     reason[candidates[bad]] = "bad_signal"
     candidates = candidates[~bad]
 
@@ -350,12 +431,15 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   # 8. Resample and cut.
   out_starts = np.round(starts_s[kept] * sfreq).astype(np.int64)
   by_modality: dict[str, list] = {}
-  for spec in specs:
-    x = np.nan_to_num(data[spec.name], nan=0.0, posinf=0.0, neginf=0.0)
-    y = _resample(x, fs_raw, sfreq, lowpass_at_nyquist, path)
+  for ch in chans:
+    spec = ch.spec
+    x = ch.data if ch.all_finite else np.nan_to_num(ch.data, nan=0.0, posinf=0.0, neginf=0.0)
+    y = _resample(x, ch.sfreq, sfreq, lowpass_at_nyquist, path)
     # Rounding of the epoch start can reach one sample past the end after resampling.
-    y = np.pad(y, (0, max(0, int(out_starts.max(initial=0)) + n_t - y.shape[0])), mode="edge")
-    epochs = y[out_starts[:, None] + np.arange(n_t)].astype(np.float32)  # (N, T)
+    short = int(out_starts.max(initial=0)) + n_t - y.shape[0]
+    if short > 0:
+      y = np.pad(y, (0, short), mode="edge")
+    epochs = _segments(y, out_starts, kept, n_t).astype(np.float32)  # (N, T)
     # 9. Per-night z-score over the kept epochs.
     if zscore and epochs.size:
       mu, sd = epochs.mean(dtype=np.float64), epochs.std(dtype=np.float64)
@@ -423,10 +507,15 @@ def read_aligned_hypnogram(psg_header: edf_lib.EDFHeader, hypnogram_path: str | 
 def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.PathLike,
                    montage: Montage, *, hypnogram_kwargs: Mapping | None = None,
                    **kwargs) -> Recording:
-  """Reads a PSG EDF and its hypnogram and epochs them (`read_raw_edf` + `epoch_recording`).
+  """Reads a PSG EDF and its hypnogram and epochs them (the steps of `epoch_recording`).
 
-  Only the montage's channels are read from the file (MNE reads the header only). Discontinuous
-  EDF+D files are refused; a montage label used by two signals is an error.
+  Only the montage's channels are read from the file (`edf.read_physical`: the header's own
+  calibration), each at its own sampling rate, and each is resampled once, from its own rate to
+  `sfreq` (steps 7-8 of the module doc). This is what
+  `epoch_recording(edf.read_raw_edf(psg_path, include=...), ...)` computes, except for channels
+  stored below the fastest montage channel's rate, which MNE would first upsample to that rate
+  by FFT (docs/building.md: where the two differ, and by how much). Discontinuous EDF+D files are
+  refused; a montage label used by two signals is an error.
 
   Args:
     psg_path: the PSG .edf file.
@@ -468,13 +557,48 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
     if len(hits) > 1 and _norm_label(label) in wanted:
       raise MissingChannelError(psg_path, f"label {label!r} is used by {len(hits)} signals "
                                 f"({hits}), so which one is the montage's channel is ambiguous")
-  montage.resolve(labels, psg_path)  # MissingChannelError before anything is read
-  # Header only: epoch_recording reads the montage's samples itself (edf.read_physical).
-  # (MNE reads files without the .edf extension, ISRUC's *.rec, only with preload=True.)
-  raw = edf_lib.read_raw_edf(psg_path, preload=not psg_path.lower().endswith(".edf"))
   if "record_id" not in kwargs:
     stem = os.path.splitext(os.path.basename(psg_path))[0]
     kwargs["record_id"] = stem[:-4] if stem.upper().endswith("-PSG") else stem
   if "subject_id" not in kwargs:
     raise RecordingError(psg_path, "load_recording needs subject_id= (the SleepMG domain)")
-  return epoch_recording(raw, hypnogram, montage, source_path=psg_path, **kwargs)
+  # epoch_recording's defaults (one definition), then the caller's arguments.
+  kwargs = {**{k: p.default for k, p in inspect.signature(epoch_recording).parameters.items()
+               if k in _EPOCH_ARGS}, **kwargs}
+  _check_output_rate(kwargs["sfreq"], psg_path)
+  dims = dict(zip(header.labels, header.physical_dims))
+  dims.update(kwargs.pop("physical_dims", None) or {})
+  ordinary = [header.labels[i] for i in header.signal_indices]
+  resolved = montage.resolve(ordinary, psg_path)
+  chans = []
+  for spec, label, i, x in _read_native(psg_path, header, montage, resolved):
+    dim_bytes = header.physical_dim_bytes[i] if header.physical_dim_bytes else None
+    chans.append(_Channel(spec, label, float(header.sfreqs[i]),
+                          _to_unit(x, label, spec.modality, dims.get(label), True, psg_path, dim_bytes)))
+  # The grid of MNE's reading (the fastest montage channel's rate), so that the epochs and
+  # the mismatch rule are those of `epoch_recording` on `edf.read_raw_edf(include=...)`.
+  picked = [header.labels.index(ch.label) for ch in chans] or list(header.signal_indices)
+  fs_ref = max(header.sfreqs[i] for i in picked)
+  n_ref = header.n_records * max(header.n_samples_per_record[i] for i in picked)
+  return _epoch_channels(chans, hypnogram, montage, resolved, path=psg_path, fs_ref=fs_ref,
+                         n_ref=n_ref, first_s=0.0, notes=(*hypnogram.notes, *header.notes), **kwargs)
+
+
+_EPOCH_ARGS = ("sfreq", "lowpass_at_nyquist", "zscore", "trim_wake_min", "keep_unscored",
+               "max_mismatch_s", "flat_tol_uv", "flat_check_modalities")
+
+
+def _read_native(psg_path: str, header, montage: Montage, resolved: Mapping[str, str]):
+  """Yields (spec, file label, signal index, (T_c,) float64 physical values) per montage channel.
+
+  Only these signals are read (`edf.read_physical`, from the header's calibration, one signal
+  at a time), each at its own rate: no upsampling to the file's highest rate.
+  """
+  for spec in montage:
+    if spec.name not in resolved:
+      continue
+    label = resolved[spec.name]
+    i = next(j for j in header.signal_indices if header.labels[j] == label)
+    x = edf_lib.read_physical(psg_path, [i], header=header,
+                              samples_per_record=int(header.n_samples_per_record[i]))[0]
+    yield spec, label, i, x

@@ -158,8 +158,12 @@ def find_dreams_folder(manual: pathlib.Path, extract_dir: pathlib.Path) -> pathl
 class Builder(_common.PsgBuilder):
   """DatasetBuilder for the DREAMS Spindles excerpts."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release: spindles_eeg and excerpt3_psg at 100 Hz."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release: spindles_eeg and excerpt3_psg at 100 Hz.",
+      "1.1.0": "excerpt3_psg: each channel read at its own rate and resampled once; signals "
+               "stored as raw float32 bytes (docs/building.md).",
+  }
   BUILDER_CONFIGS = [
       DreamsConfig(name="spindles_eeg", kind="spindles_eeg",
                    description="8 single-channel EEG excerpts (C3-A1 or CZ-A1), 100 Hz."),

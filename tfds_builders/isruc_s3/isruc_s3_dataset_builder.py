@@ -170,8 +170,12 @@ def load_night(files: _common.RecordFiles, cfg: IsrucConfig):
 class IsrucS3(_common.ArrayRecordBuilder):
   """ISRUC-Sleep subgroup III: 10 subjects, SleepMG layout (EEG 6, EOG 2, EMG 1, ECG 1) at 100 Hz."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "First release: scorer 1 / scorer 2 configs, 100 Hz, last 30 epochs dropped."}
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.0.0": "First release: scorer 1 / scorer 2 configs, 100 Hz, last 30 epochs dropped.",
+      "1.1.0": "Each channel read at its own rate and resampled once to 100 Hz; signals stored as "
+               "raw float32 bytes (docs/building.md).",
+  }
   BUILDER_CONFIGS = [
       IsrucConfig(name="scorer1", scorer=1, description="Scorer 1's hypnograms (the usual ISRUC-S3 labels)."),
       IsrucConfig(name="scorer2", scorer=2, description="Scorer 2's hypnograms."),

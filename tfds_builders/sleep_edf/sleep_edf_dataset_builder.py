@@ -157,9 +157,12 @@ def manual_records(manual_dir: str | os.PathLike, study: str) -> list[_common.Re
 class Builder(_common.PsgBuilder):
   """DatasetBuilder for Sleep-EDF Expanded."""
 
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: SC and ST at 100 Hz, SC at 128 Hz SleepFM-style.",
+      "1.1.0": "Each channel read at its own rate and resampled once to the output rate (SC's "
+               "1 Hz EMG envelope by polyphase filtering instead of MNE's FFT upsampling to "
+               "100 Hz); signals stored as raw float32 bytes (docs/building.md).",
   }
   BUILDER_CONFIGS = [
       SleepEdfConfig(name="sleep_cassette", study="SC",

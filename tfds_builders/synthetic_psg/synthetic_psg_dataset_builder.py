@@ -98,12 +98,16 @@ class Builder(_common.PsgBuilder):
 
   # Bump with every change of sleepjax.data.synthetic that changes the signals: TFDS reuses a
   # prepared version silently.
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: default, sleepmg, tiny, sleepmg_tiny, large.",
       "1.1.0": "Generator: between-subject spread of the stage signatures (age-related slow-wave "
                "amplitude, alpha, chin-EMG tone per stage, heart-rate response), stronger "
                "within-stage fluctuation, sweat artefacts, respiratory-belt gain steps.",
+      "1.2.0": "Same nights. Each channel is read at its own rate and resampled once to the "
+               "output rate (the 100 Hz EEG/EOG/EMG and 25 Hz respiration were upsampled to the "
+               "ECG's 200 Hz by MNE first, and then low-passed at 64 Hz); signals stored as raw "
+               "float32 bytes (docs/building.md).",
   }
   BUILDER_CONFIGS = [
       SyntheticPsgConfig(name="default", n_subjects=15, duration_h=0.75,
