@@ -168,6 +168,7 @@ def test_kill_9_through_the_cli_resumes_bit_identically(tmp_path):
   assert "Resuming from checkpoint at step" in resumed.stdout
   a = _leaves(nnx_state(models.load(tmp_path / "full")))
   b = _leaves(nnx_state(models.load(killed)))
+  assert "checkpoint step" not in resumed.stdout  # nothing was found corrupt
   assert len(a) == len(b) > 0
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
@@ -180,5 +181,32 @@ def test_kill_9_through_the_cli_resumes_bit_identically(tmp_path):
 
 
 def nnx_state(module):
+  """Parameters and BatchNorm statistics of a module (RNG keys are not arrays NumPy reads)."""
   from flax import nnx  # pylint: disable=g-import-not-at-top
-  return nnx.state(module)
+  return (nnx.state(module, nnx.Param), nnx.state(module, nnx.BatchStat))
+
+
+def test_nan_message_names_the_step_with_or_without_a_checkpoint(tmp_path):
+  from sleepjax.train import loop  # pylint: disable=g-import-not-at-top
+
+  def step_fn(state, batch, hparams):
+    step = state["step"] + 1
+    return {"step": step}, {"loss": np.float32(np.nan if step >= 3 else 1.0), "grad_norm": np.float32(1.0)}
+  batches = iter(lambda: {}, None)
+  with pytest.raises(loop.NonFiniteLossError, match=r"at step 3; stopping\. No checkpoint was saved\."):
+    loop.train({"step": np.int32(0)}, step_fn, batches, steps=5, log_every=1, progress=False)
+
+  class Saver:
+    directory = tmp_path
+
+    def __init__(self):
+      self.saved = []
+
+    def latest_step(self):
+      return self.saved[-1] if self.saved else None
+
+    def save(self, state, data_state=None):
+      self.saved.append(int(state["step"]))
+  with pytest.raises(loop.NonFiniteLossError, match=r"at step 3; stopping\. The last checkpoint \(step 2, "):
+    loop.train({"step": np.int32(0)}, step_fn, batches, steps=5, log_every=1, progress=False,
+               checkpointer=Saver(), checkpoint_every=2)
