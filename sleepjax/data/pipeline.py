@@ -447,11 +447,6 @@ class _WindowAssembler:
                                   np.int32).reshape(B, L),
     }
 
-  def __call__(self, window: int) -> dict[str, Any]:
-    """One window as an element without the batch axis (the inverse of `collate`)."""
-    batch = self.batch([window])
-    return {k: ({m: x[0] for m, x in v.items()} if isinstance(v, dict) else v[0]) for k, v in batch.items()}
-
 
 def collate(elements: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
   """Stacks window elements (single windows without the batch axis) into a batch.
