@@ -106,7 +106,7 @@ class Recording:
     return int(self.stages.shape[0])
 
 
-def _edf_header(raw, physical_dims, path):
+def _edf_header(raw, path):
   """The validated header of the EDF file `raw` was read from, or None for a non-EDF raw."""
   if type(raw).__name__ != "RawEDF":
     return None
@@ -210,7 +210,7 @@ def epoch_recording(raw, hypnogram: Hypnogram, montage: Montage, *, record_id: s
   notes = list(hypnogram.notes)
 
   # 1. Channels: an EDF's own header labels (MNE keeps e.g. NUL padding in its channel names).
-  header = _edf_header(raw, physical_dims, path)
+  header = _edf_header(raw, path)
   file_labels = ([header.labels[i] for i in header.signal_indices] if header is not None
                  else list(raw.ch_names))
   resolved = montage.resolve(file_labels, path)
