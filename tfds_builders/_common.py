@@ -128,8 +128,8 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
   def _download_and_prepare(self, dl_manager, download_config=None):
     # Beam options or a Beam runner: one night per Beam element (tfds_builders._beam).
     from tfds_builders import _beam
+    self.info.metadata["build_inputs"] = build_inputs(self, getattr(self, "_manual_given", None) or None)
     if _beam.requested(download_config):
-      self.info.metadata["build_inputs"] = build_inputs(self, getattr(self, "_manual_given", None) or None)
       self._collector = _beam.prepare(self, dl_manager, download_config)
     else:
       super()._download_and_prepare(dl_manager, download_config)
@@ -138,7 +138,6 @@ class PsgBuilder(tfds.core.ShardBasedBuilder, skip_registration=True):
   def _shard_iterators_per_split(self, dl_manager):
     collector = self._collector = _ReportCollector(self)
     montage = self.builder_config.montage
-    self.info.metadata["build_inputs"] = build_inputs(self, getattr(self, "_manual_given", None) or None)
     return {split: [_RecordingShard(collector, split, files, self._load, montage)
                     for files in records]
             for split, records in self._split_records(dl_manager).items()}
