@@ -287,18 +287,32 @@ class RecordFiles:
   hypnogram_path: str
 
 
-def channel_counts(montage: Montage) -> dict[str, int]:
-  """{modality: number of channels} of a montage, in montage order.
+def is_masked(montage: Montage) -> bool:
+  """True when a montage has optional channels: its examples are padded and carry `channel_mask`."""
+  return any(not s.required for s in montage)
 
-  Raises:
-    ValueError: the montage has optional channels (a dataset needs static shapes, so every
-      builder montage channel is required; a night without it is reported and skipped).
+
+def channel_counts(montage: Montage) -> dict[str, int]:
+  """{modality: number of channels} of a montage, in montage order (optional channels included).
+
+  A montage of required channels only gives examples of exactly these channels (a night without
+  one is reported and skipped). A montage with optional channels (`is_masked`: the psg_folder
+  builder, whose recordings may carry different subsets) gives examples padded to every channel
+  of the montage, absent channels zero and masked out by the `channel_mask` feature.
   """
-  optional = [s.name for s in montage if not s.required]
-  if optional:
-    raise ValueError(f"builder montages need required channels only (static shapes), got "
-                     f"optional {optional}")
   return {m: len(specs) for m, specs in montage.by_modality().items()}
+
+
+STAGE_NAMES = ("W", "N1", "N2", "N3", "REM")
+SELF_DESCRIBING_NOTE = (
+    "`stage` is a ClassLabel (W, N1, N2, N3, REM; int64 codes 0..4 as before); info.metadata "
+    "holds sfreq, units per modality, the montage and the stage codes.")
+# The stage-code convention, stored in every PSG dataset's metadata (docs/stages.md).
+STAGE_CODES = {
+    "W": 0, "N1": 1, "N2": 2, "N3": 3, "REM": 4,
+    "note": "AASM stages (R&K S3+S4 -> N3). Unscored and movement epochs are not stored. YASA "
+            "uses the same 0-4 codes, with -1 for artefact and -2 for unscored.",
+}
 
 
 def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict:
@@ -309,14 +323,19 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
     sfreq: Hz after resampling; T = 30 * sfreq must be an integer.
 
   Returns:
-    The FeaturesDict: signals (C_m, T) float32 uV (stored as raw bytes), channel_names (C_m,) str, positions (C_m, 3)
-    float32, stage int32, subject_id / record_id text, epoch_index int32.
+    The FeaturesDict: signals (C_m, T) float32 uV (stored as raw bytes), channel_names (C_m,)
+    str, positions (C_m, 3) float32, stage `ClassLabel(names=W, N1, N2, N3, REM)` (int64 0..4),
+    subject_id / record_id text, epoch_index int32; with a masked montage (`is_masked`) also
+    channel_mask (C_m,) bool, True where the recording has the channel.
+
+  Raises:
+    ValueError: 30 s at sfreq is not a whole number of samples.
   """
   n_times = int(round(EPOCH_S * sfreq))
   if abs(n_times - EPOCH_S * sfreq) > 1e-6:
     raise ValueError(f"30 s at {sfreq} Hz is not a whole number of samples")
   counts = channel_counts(montage)
-  return tfds.features.FeaturesDict({
+  features = {
       # Raw bytes: TFDS's default float_list encoding costs ~0.2 us per sample to write (most
       # of a build's time) and to read (benchmarks/README.md, build_throughput).
       "signals": {m: tfds.features.Tensor(shape=(c, n_times), dtype=np.float32,
@@ -326,11 +345,41 @@ def epoch_features(montage: Montage, sfreq: float) -> tfds.features.FeaturesDict
                         for m, c in counts.items()},
       "positions": {m: tfds.features.Tensor(shape=(c, 3), dtype=np.float32)
                     for m, c in counts.items()},
-      "stage": tfds.features.Scalar(dtype=np.int32),
+      # Named classes: a project without sleepjax reads the names from the dataset itself.
+      "stage": tfds.features.ClassLabel(names=STAGE_NAMES),
       "subject_id": tfds.features.Text(),
       "record_id": tfds.features.Text(),
       "epoch_index": tfds.features.Scalar(dtype=np.int32),
-  })
+  }
+  if is_masked(montage):
+    features["channel_mask"] = {m: tfds.features.Tensor(shape=(c,), dtype=np.bool_)
+                                for m, c in counts.items()}
+  return tfds.features.FeaturesDict(features)
+
+
+def dataset_metadata(montage: Montage, sfreq: float, *, zscore: bool = False,
+                     units: dict[str, str] | None = None, **extra) -> tfds.core.MetadataDict:
+  """The self-description every PSG dataset stores in `info.metadata` (metadata.json).
+
+  Args:
+    montage: the config's montage.
+    sfreq: Hz of every stored signal.
+    zscore: signals are z-scored per channel and night (then unitless).
+    units: {modality: unit} as stored, default "uV" for every modality (respiration channels
+      whose file unit is not a voltage keep it: say so here).
+    **extra: more JSON-able entries (e.g. the psg_folder spec).
+
+  Returns:
+    A MetadataDict with "sfreq" (Hz), "epoch_s", "units" {modality: unit}, "montage"
+    {modality: [{"name", "aliases", "required"}]}, "stage_names", "stage_codes" and `extra`.
+  """
+  units = {m: ("z-score (per channel and night)" if zscore else (units or {}).get(m, "uV"))
+           for m in montage.modalities}
+  return tfds.core.MetadataDict(
+      sfreq=float(sfreq), epoch_s=EPOCH_S, units=units,
+      montage={m: [{"name": s.name, "aliases": list(s.aliases), "required": s.required}
+                   for s in specs] for m, specs in montage.by_modality().items()},
+      stage_names=list(STAGE_NAMES), stage_codes=dict(STAGE_CODES), **extra)
 
 
 def recording_examples(rec, montage: Montage) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -338,32 +387,71 @@ def recording_examples(rec, montage: Montage) -> Iterator[tuple[str, dict[str, A
 
   Args:
     rec: a `sleepjax.data.recording.Recording` (signals {m: (N, C_m, T) float32 uV}).
-    montage: the config montage; every modality must be present with its full channel count.
+    montage: the config montage. Required channels only: every modality must be present with
+      its full channel count. With optional channels (`is_masked`): each modality is padded to
+      the montage's channels, in montage order, absent ones zero with NaN positions and
+      `channel_mask` False.
 
   Raises:
-    MissingChannelError: the recording lacks a channel of the montage (static shapes).
+    MissingChannelError: the recording lacks a required channel of the montage (static shapes),
+      or (masked montage) has none of the montage's channels.
   """
   counts = channel_counts(montage)
+  masked = is_masked(montage)
+  n_times = None
   for m, c in counts.items():
     got = 0 if m not in rec.signals else rec.signals[m].shape[1]
-    if got != c:
+    if got != c and not masked:
       raise errors.MissingChannelError(
           None, f"record {rec.record_id}: modality {m!r} has {got} channel(s), the montage "
                 f"needs {c}")
-  names = {m: np.array(list(rec.channel_names[m]), dtype=object) for m in counts}
-  positions = {m: np.asarray(rec.positions[m], np.float32).reshape(counts[m], 3)
-               for m in counts}
+    if m in rec.signals:
+      n_times = rec.signals[m].shape[-1]
+  if n_times is None:
+    raise errors.MissingChannelError(None, f"record {rec.record_id}: none of the montage's "
+                                     f"channels {[s.name for s in montage]} is present")
+  if masked:
+    names = {m: np.array([s.name for s in specs], dtype=object)
+             for m, specs in montage.by_modality().items()}
+    slots: dict[str, np.ndarray] = {}  # {m: (C_present,) int} montage slot of each present channel
+    positions, mask = {}, {}
+    for m, specs in montage.by_modality().items():
+      present = list(rec.channel_names.get(m, ()))
+      order = [s.name for s in specs]
+      slots[m] = np.asarray([order.index(n) for n in present], np.int64)
+      pos = np.full((counts[m], 3), np.nan, np.float32)
+      if present:
+        pos[slots[m]] = np.asarray(rec.positions[m], np.float32).reshape(len(present), 3)
+      positions[m] = pos
+      mask[m] = np.zeros((counts[m],), bool)
+      mask[m][slots[m]] = True
+  else:
+    names = {m: np.array(list(rec.channel_names[m]), dtype=object) for m in counts}
+    positions = {m: np.asarray(rec.positions[m], np.float32).reshape(counts[m], 3)
+                 for m in counts}
   for i in range(len(rec.stages)):
     epoch = int(rec.epoch_index[i])
-    yield f"{rec.record_id}_{epoch:05d}", {
-        "signals": {m: np.asarray(rec.signals[m][i], np.float32) for m in counts},
+    if masked:
+      signals = {}
+      for m, c in counts.items():
+        x = np.zeros((c, n_times), np.float32)  # (C_m, T), absent channels zero
+        if m in rec.signals:
+          x[slots[m]] = rec.signals[m][i]
+        signals[m] = x
+    else:
+      signals = {m: np.asarray(rec.signals[m][i], np.float32) for m in counts}
+    example = {
+        "signals": signals,
         "channel_names": names,
         "positions": positions,
-        "stage": np.int32(rec.stages[i]),
+        "stage": np.int64(rec.stages[i]),
         "subject_id": rec.subject_id,
         "record_id": rec.record_id,
         "epoch_index": np.int32(epoch),
     }
+    if masked:
+      example["channel_mask"] = mask
+    yield f"{rec.record_id}_{epoch:05d}", example
 
 
 def edf_night_loader(

@@ -75,7 +75,9 @@ def psg_report(reports: Sequence[report_lib.EpochReport], failures: Sequence[Exc
   Returns:
     `sleepjax.data.report.merge_reports` (n_recordings, n_failed, n_epochs_total, n_kept,
     dropped, n_warnings, failures) plus "recordings" {record_id: {"n_kept", "n_epochs_total",
-    "dropped", "warnings"}}, "failed_records" and "index".
+    "dropped", "warnings"[, "missing_channels"]}}, "failed_records" and "index"; with reports
+    that carry `missing_channels` / `untyped_labels` attributes (the psg_folder loader) also
+    "n_missing_channels" {record_id: int} and "untyped_labels" (sorted file labels).
   """
   summary = report_lib.merge_reports(reports, failures)
   summary["recordings"] = {
@@ -83,6 +85,14 @@ def psg_report(reports: Sequence[report_lib.EpochReport], failures: Sequence[Exc
                     "dropped": {k: int(v) for k, v in r.dropped.items()},
                     "warnings": list(r.warnings)}
       for r in reports}
+  # Masked montages (psg_folder): the loader notes on each report which montage channels the
+  # recording lacks and which file labels nothing types.
+  if any(hasattr(r, "missing_channels") for r in reports):
+    for r in reports:
+      summary["recordings"][r.record_id]["missing_channels"] = list(getattr(r, "missing_channels", []))
+    summary["n_missing_channels"] = {r.record_id: len(getattr(r, "missing_channels", []))
+                                     for r in reports}
+    summary["untyped_labels"] = sorted({lab for r in reports for lab in getattr(r, "untyped_labels", [])})
   summary["failed_records"] = list(failed_records)
   summary["index"] = {k: list(index[k]) for k in ("record_id", "subject_id", "epoch_index")}
   return summary

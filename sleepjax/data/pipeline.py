@@ -334,21 +334,29 @@ class _EpochDecoder:
     try:
       import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
       features = info.features
-      if set(features.keys()) != {"signals", "channel_names", "positions", "stage", "subject_id", "record_id",
-                                  "epoch_index"}:
+      keys = set(features.keys())
+      base = {"signals", "channel_names", "positions", "stage", "subject_id", "record_id", "epoch_index"}
+      if keys not in (base, base | {"channel_mask"}):
         return None
       shapes = {"signals": {}, "positions": {}}
+      if "channel_mask" in keys:
+        shapes["channel_mask"] = {}
       for group in shapes:
         for m, feature in features[group].items():
           encoding = getattr(feature, "_encoding", None)  # TFDS has no public accessor
-          if (not isinstance(feature, tfds.features.Tensor) or feature.np_dtype != np.float32
+          dtype = np.bool_ if group == "channel_mask" else np.float32
+          if (not isinstance(feature, tfds.features.Tensor) or feature.np_dtype != dtype
               or encoding not in (tfds.features.Encoding.NONE, tfds.features.Encoding.BYTES)
               or None in feature.shape):
             return None
           shapes[group][m] = (tuple(feature.shape), encoding == tfds.features.Encoding.BYTES)
-      for name in ("stage", "epoch_index"):
-        if not isinstance(features[name], tfds.features.Scalar) or features[name].np_dtype != np.int32:
-          return None
+      # `stage`: a ClassLabel (W..REM, stored as int64) or, in builds before it, an int32 Scalar.
+      if not (isinstance(features["stage"], tfds.features.ClassLabel)
+              or (isinstance(features["stage"], tfds.features.Scalar)
+                  and features["stage"].np_dtype == np.int32)):
+        return None
+      if not isinstance(features["epoch_index"], tfds.features.Scalar) or features["epoch_index"].np_dtype != np.int32:
+        return None
       for name in ("subject_id", "record_id"):
         if not isinstance(features[name], tfds.features.Text):
           return None
@@ -363,7 +371,10 @@ class _EpochDecoder:
       out[group] = {}
       for m, (shape, raw_bytes) in shapes.items():
         value = f[f"{group}/{m}"]
-        if raw_bytes:  # TFDS's Encoding.BYTES: the array's bytes in native (little-endian) order
+        if group == "channel_mask":  # TFDS stores a bool tensor as int64 (or raw bytes)
+          out[group][m] = (np.frombuffer(value.bytes_list.value[0], np.bool_) if raw_bytes
+                           else np.asarray(value.int64_list.value, np.int64).astype(bool)).reshape(shape)
+        elif raw_bytes:  # TFDS's Encoding.BYTES: the array's bytes in native (little-endian) order
           out[group][m] = np.frombuffer(value.bytes_list.value[0], np.float32).reshape(shape)
         else:
           out[group][m] = np.asarray(value.float_list.value, np.float32).reshape(shape)
@@ -424,9 +435,14 @@ class _WindowAssembler:
           for j, ex in enumerate(window):
             sig[b, c0:c0 + c, j * T:(j + 1) * T] = ex["signals"][member]  # one copy (and cast)
           p = np.asarray(window[0]["positions"][member], np.float32).reshape(c, 3)
-          known = np.all(np.isfinite(p), axis=-1)
+          # A masked dataset (psg_folder) stores every montage channel, absent ones zero with
+          # channel_mask False; a recording's channels are the same in all its epochs.
+          present = np.ones((c,), bool)
+          if "channel_mask" in window[0]:
+            present = np.asarray(window[0]["channel_mask"][member], bool).reshape(c)
+          known = np.all(np.isfinite(p), axis=-1) & present
           pos[b, c0:c0 + c] = np.where(known[:, None], p, 0.0)
-          m[b, c0:c0 + c] = True
+          m[b, c0:c0 + c] = present
           pm[b, c0:c0 + c] = known
           c0 += c
       # Epochs with NaN are dropped by the builder; this guards against other sources. A sum is
@@ -628,9 +644,13 @@ def iterate_windows(
 
 def _builder(name: str, data_dir: str | None, config: str | None):
   import tensorflow_datasets as tfds  # Lazy: importing TFDS costs seconds.
-  full = name if config is None or "/" in name else f"{name}/{config}"
+  if config is not None and not isinstance(config, str):  # a BuilderConfig (e.g. from a spec)
+    name, kwargs = name.split("/")[0], {"config": config}
+  else:
+    name, kwargs = (name if config is None or "/" in name else f"{name}/{config}"), {}
+  full = name
   try:
-    return tfds.builder(full, data_dir=data_dir)
+    return tfds.builder(full, data_dir=data_dir, **kwargs)
   except tfds.core.registered.DatasetNotFoundError as e:
     raise ValueError(
         f"dataset {full!r} is not registered: import its builder first, e.g. "
@@ -674,7 +694,7 @@ def prepare(
     name: str,
     data_dir: str | None = None,
     *,
-    config: str | None = None,
+    config=None,
     manual_dir: str | None = None,
     rebuild: bool = False,
     beam_pipeline_options: str | None = None,
@@ -687,7 +707,8 @@ def prepare(
   Args:
     name: dataset name, e.g. "synthetic_psg", or "synthetic_psg/tiny".
     data_dir: TFDS data directory (default: TFDS's, ~/tensorflow_datasets).
-    config: builder config name, e.g. "tiny" (ignored when `name` has "/config").
+    config: builder config name, e.g. "tiny" (ignored when `name` has "/config"), or a
+      `tfds.core.BuilderConfig` (the psg_folder builder's config from a dataset spec).
     manual_dir: folder with manually downloaded files (Sleep-EDF offline, DREAMS).
     rebuild: build again even if a build exists (TFDS's REUSE_CACHE_IF_EXISTS: downloads are
       kept, the dataset is regenerated), e.g. after a StaleBuildError.

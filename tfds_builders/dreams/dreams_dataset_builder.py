@@ -158,11 +158,12 @@ def find_dreams_folder(manual: pathlib.Path, extract_dir: pathlib.Path) -> pathl
 class Builder(_common.PsgBuilder):
   """DatasetBuilder for the DREAMS Spindles excerpts."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: spindles_eeg and excerpt3_psg at 100 Hz.",
       "1.1.0": "excerpt3_psg: each channel read at its own rate and resampled once; signals "
                "stored as raw float32 bytes (docs/building.md).",
+      "1.2.0": "Same examples. " + _common.SELF_DESCRIBING_NOTE,
   }
   BUILDER_CONFIGS = [
       DreamsConfig(name="spindles_eeg", kind="spindles_eeg",
@@ -182,7 +183,8 @@ non-commercial, no derivatives) and pass the extracted `dreams_spindles/` folder
         features=_common.epoch_features(self.builder_config.montage, self.builder_config.sfreq),
         homepage="https://zenodo.org/record/2650142",
         disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+        metadata=_common.dataset_metadata(self.builder_config.montage, self.builder_config.sfreq,
+                                          units={"resp": "uV as recorded (the file's 'UV')"}),
         license="DREAMS databases licence: non-commercial use, no derivatives, attribution",
     )
 

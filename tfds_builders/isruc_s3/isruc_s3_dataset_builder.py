@@ -170,11 +170,12 @@ def load_night(files: _common.RecordFiles, cfg: IsrucConfig):
 class IsrucS3(_common.ArrayRecordBuilder):
   """ISRUC-Sleep subgroup III: 10 subjects, SleepMG layout (EEG 6, EOG 2, EMG 1, ECG 1) at 100 Hz."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: scorer 1 / scorer 2 configs, 100 Hz, last 30 epochs dropped.",
       "1.1.0": "Each channel read at its own rate and resampled once to 100 Hz; signals stored as "
                "raw float32 bytes (docs/building.md).",
+      "1.2.0": "Same examples. " + _common.SELF_DESCRIBING_NOTE,
   }
   BUILDER_CONFIGS = [
       IsrucConfig(name="scorer1", scorer=1, description="Scorer 1's hypnograms (the usual ISRUC-S3 labels)."),
@@ -194,7 +195,7 @@ class IsrucS3(_common.ArrayRecordBuilder):
         features=_common.epoch_features(MONTAGE, self.builder_config.sfreq),
         homepage="https://sleeptight.isr.uc.pt/",
         disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+        metadata=_common.dataset_metadata(MONTAGE, self.builder_config.sfreq),
     )
 
   def _split_generators(self, dl_manager: tfds.download.DownloadManager):

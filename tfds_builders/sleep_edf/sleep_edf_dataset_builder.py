@@ -157,12 +157,13 @@ def manual_records(manual_dir: str | os.PathLike, study: str) -> list[_common.Re
 class Builder(_common.PsgBuilder):
   """DatasetBuilder for Sleep-EDF Expanded."""
 
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: SC and ST at 100 Hz, SC at 128 Hz SleepFM-style.",
       "1.1.0": "Each channel read at its own rate and resampled once to the output rate (SC's "
                "1 Hz EMG envelope by polyphase filtering instead of MNE's FFT upsampling to "
                "100 Hz); signals stored as raw float32 bytes (docs/building.md).",
+      "1.2.0": "Same examples. " + _common.SELF_DESCRIBING_NOTE,
   }
   BUILDER_CONFIGS = [
       SleepEdfConfig(name="sleep_cassette", study="SC",
@@ -186,7 +187,9 @@ downloaded from https://physionet.org/files/sleep-edfx/1.0.0/ .
         features=_common.epoch_features(self.builder_config.montage, self.builder_config.sfreq),
         homepage="https://physionet.org/content/sleep-edfx/1.0.0/",
         disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+        metadata=_common.dataset_metadata(
+            self.builder_config.montage, self.builder_config.sfreq, zscore=self.builder_config.zscore,
+            units={"resp": "thermistor, arbitrary units (the file's)"}),
         license="ODC-By 1.0 (Open Data Commons Attribution License v1.0)",
     )
 

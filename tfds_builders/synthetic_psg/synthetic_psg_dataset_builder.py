@@ -98,7 +98,7 @@ class Builder(_common.PsgBuilder):
 
   # Bump with every change of sleepjax.data.synthetic that changes the signals: TFDS reuses a
   # prepared version silently.
-  VERSION = tfds.core.Version("1.2.0")
+  VERSION = tfds.core.Version("1.3.0")
   RELEASE_NOTES = {
       "1.0.0": "First release: default, sleepmg, tiny, sleepmg_tiny, large.",
       "1.1.0": "Generator: between-subject spread of the stage signatures (age-related slow-wave "
@@ -108,6 +108,7 @@ class Builder(_common.PsgBuilder):
                "output rate (the 100 Hz EEG/EOG/EMG and 25 Hz respiration were upsampled to the "
                "ECG's 200 Hz by MNE first, and then low-passed at 64 Hz); signals stored as raw "
                "float32 bytes (docs/building.md).",
+      "1.3.0": "Same examples. " + _common.SELF_DESCRIBING_NOTE,
   }
   BUILDER_CONFIGS = [
       SyntheticPsgConfig(name="default", n_subjects=15, duration_h=0.75,
@@ -133,7 +134,7 @@ class Builder(_common.PsgBuilder):
         features=_common.epoch_features(cfg.montage, cfg.sfreq),
         homepage="https://github.com/sleepjax/sleepjax",
         disable_shuffling=True,
-        metadata=tfds.core.MetadataDict(),
+        metadata=_common.dataset_metadata(cfg.montage, cfg.sfreq, zscore=cfg.zscore),
         license="Apache-2.0 (generated data)",
     )
 
