@@ -222,7 +222,7 @@ def check_inputs(builder, manual_dir) -> None:
   if diffs:
     raise errors.StaleBuildError(
         builder.data_path, f"this build was made from other inputs: {'; '.join(diffs)}. Rebuild it "
-        "with `python -m sleepjax.data.build ... --rebuild` (or pipeline.prepare(..., "
+        "with `python -m sleepjax.data.build ... --overwrite` (alias --rebuild; or pipeline.prepare(..., "
         "rebuild=True)), or delete this folder, or use another data_dir")
 
 
@@ -639,11 +639,28 @@ def split_records(
 
 
 def manual_dir_or_none(dl_manager) -> pathlib.Path | None:
-  """The manual_dir if the user gave a non-empty one, else None (TFDS raises instead)."""
-  try:
-    return pathlib.Path(os.fspath(dl_manager.manual_dir))
-  except (AssertionError, ValueError):
+  """The manual_dir the user gave, else None (the builder may then download).
+
+  A given manual_dir is never silently replaced by a download: one that does not exist is an
+  error, and an empty or unrelated one is the builder's "no matching file" error.
+
+  Raises:
+    RecordingError: the given manual_dir does not exist.
+  """
+  raw = getattr(dl_manager, "_manual_dir", None)
+  if raw is None or not os.fspath(raw):
     return None
+  path = pathlib.Path(os.fspath(raw))
+  if path == pathlib.Path(os.fspath(dl_manager.download_dir)) / "manual":
+    # TFDS's default when no manual_dir is given: used only if the user filled it.
+    try:
+      return pathlib.Path(os.fspath(dl_manager.manual_dir))
+    except (AssertionError, ValueError):
+      return None
+  if not path.exists():
+    raise errors.RecordingError(path, "manual_dir does not exist (a mistyped path?); give the "
+                                "folder of the dataset's files, or no manual_dir to download")
+  return path
 
 
 def sha256_of(path: str | os.PathLike) -> str:
