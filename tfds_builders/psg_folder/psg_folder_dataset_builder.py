@@ -246,13 +246,19 @@ README.md); build with
         metadata=_common.dataset_metadata(montage, cfg.spec["sfreq"], zscore=cfg.spec["zscore"],
                                           units={"resp": "uV, or the file's unit if not a voltage"},
                                           spec=cfg.spec, spec_sha256=cfg.spec_sha256),
+        **self._info_kwargs(),
     )
+
+  def _info_kwargs(self) -> dict:
+    """More DatasetInfo arguments (homepage, license) of a subclass with named configs."""
+    return {}
 
   def _split_records(self, dl_manager) -> dict[str, list[_common.RecordFiles]]:
     manual = getattr(self, "_manual_given", None)
     if manual is None:
-      raise errors.RecordingError(None, "psg_folder needs --manual_dir, the folder of your "
-                                  f"recordings ({self.builder_config.spec['recordings']!r})")
+      raise errors.RecordingError(None, f"{self.name} needs --manual_dir, the folder of the "
+                                  f"recordings ({self.builder_config.spec['recordings']!r}): "
+                                  + " ".join(self.MANUAL_DOWNLOAD_INSTRUCTIONS.split()))
     return _common.split_records(find_records(manual, self.builder_config.spec))
 
   def _load(self, files: _common.RecordFiles):
