@@ -72,7 +72,7 @@ def clinic(tmp_path_factory):
          "--spec", str(root / "spec.json"), "--manual_dir", str(manual), "--data_dir", str(data_dir)]
   out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  (built,) = (data_dir / "psg_folder" / "clinic_demo").glob("*")
+  built = data_dir / "psg_folder" / "clinic_demo" / "1.0.0"
   read = subprocess.run([sys.executable, "-c", _READER, str(built), str(data_dir)],
                         cwd=root, capture_output=True, text=True, timeout=600)
   assert read.returncode == 0, read.stderr[-3000:]
