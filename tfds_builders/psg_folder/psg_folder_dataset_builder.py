@@ -116,12 +116,10 @@ def find_records(manual_dir: str | os.PathLike, spec: dict) -> list[_common.Reco
   for p in matched:
     stem = p.stem
     m = rx.search(stem)
-    if m is None or not m.group(1):
-      raise errors.RecordingError(p, f"file stem {stem!r} has no subject id by the spec's "
-                                  f"subject regex {spec['subject']!r}")
-    hyps = [os.path.normpath(p.parent / t.format(stem=stem, name=p.name, subject=m.group(1)))
+    subject = m.group(1) if m is not None and m.group(1) else None
+    hyps = [os.path.normpath(p.parent / t.format(stem=stem, name=p.name, subject=subject or ""))
             for t in spec_lib.templates(spec)]
-    candidates.append((p, stem, m.group(1), hyps))
+    candidates.append((p, stem, subject, hyps))
   hyp_paths = {h for *_, hyps in candidates for h in hyps}
   records, seen = [], {}
   for p, stem, subject, hyps in candidates:
@@ -129,6 +127,9 @@ def find_records(manual_dir: str | os.PathLike, spec: dict) -> list[_common.Reco
     hyp = next((h for h in hyps if os.path.isfile(h)), hyps[0])
     if os.path.normpath(p) in hyp_paths:
       continue  # e.g. SC4001EC-Hypnogram.edf matched by "*.edf"
+    if subject is None:
+      raise errors.RecordingError(p, f"file stem {stem!r} has no subject id by the spec's "
+                                  f"subject regex {spec['subject']!r}")
     if stem in seen:
       raise errors.DuplicateFileError(p, f"two recordings with the id {stem!r}: {seen[stem]} and "
                                       f"{p}; record ids (file stems) must be unique")

@@ -62,6 +62,8 @@ def test_find_records_pairs_hypnograms_and_subjects(built):
     psg_folder.find_records(root, {**spec, "recordings": "*.bdf"})
   with pytest.raises(errors.RecordingError, match="does not exist"):
     psg_folder.find_records(root / "nowhere", spec)
+  with pytest.raises(errors.RecordingError, match=r"PSG_0001_N1.edf: file stem .* no subject id"):
+    psg_folder.find_records(root / "manual", {**spec, "subject": r"pat(\d+)"})
 
 
 def test_build_skips_the_truncated_recording_and_keeps_the_others(built):
