@@ -166,11 +166,16 @@ def read_spec_hypnogram(files: _common.RecordFiles, header, spec: dict):
     if fmt in ("csv", "text"):
       kwargs["epoch_s"] = float(spec["epoch_s"])
     return hypnogram_lib.read_hypnogram(path, format=fmt, **kwargs)
-  if fmt == "text" and mapping is not None:  # sleepjax before the multi-format reader
-    return hypnogram_lib.read_text_hypnogram(path, epoch_s=float(spec["epoch_s"]),
-                                             mapping=mapping, header_lines=0)
-  raise errors.AnnotationError(path, f"hypnogram_format {fmt!r} needs sleepjax's multi-format "
-                               "hypnogram reader (or, for text, a stage_mapping)")
+  # Until sleepjax.data.hypnogram reads every format: the stopgap readers (_fallback_readers).
+  from tfds_builders.psg_folder import _fallback_readers as fallback
+  if fmt == "csv":
+    return fallback.read_csv(path, epoch_s=float(spec["epoch_s"]), mapping=mapping)
+  if fmt == "nsrr_xml":
+    return fallback.read_nsrr_xml(path, mapping=mapping)
+  if fmt == "text":  # one label per line: a one-column CSV
+    return fallback.read_csv(path, epoch_s=float(spec["epoch_s"]), mapping=mapping)
+  raise errors.AnnotationError(path, "a stage_mapping for EDF+ hypnograms needs sleepjax's "
+                               "multi-format hypnogram reader")
 
 
 def untyped_labels(labels, montage) -> list[str]:
