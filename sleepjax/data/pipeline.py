@@ -15,7 +15,8 @@ imports `tfds_builders`: the caller (main.py, a test, a notebook) does
 Batch layout (B batch, C_cap channel cap of a modality, L epochs per window, T samples per epoch):
 
   signals:        {modality: (B, C_cap, L*T) float32}  uV (z-scored if the config asked); 0 where padded
-  mask:           {modality: (B, C_cap) bool}          True = real channel
+  mask:           {modality: (B, C_cap) bool}          True = real channel (False for padding and for
+                                                       channels a recording lacks: `channel_mask`)
   positions:      {modality: (B, C_cap, 3) float32}    electrode (x, y, z); 0 where padded or unknown
   position_mask:  {modality: (B, C_cap) bool}          True = real channel with a known electrode position
   stage:          (B, L) int32                         AASM W=0..REM=4, -1 unscored
