@@ -196,6 +196,48 @@ class Hypnogram(data_hypnogram.Hypnogram):
       start = pd.Timestamp(self.start) + pd.Timedelta(seconds=self.onset_s)
     return yasa.Hypnogram(values, n_stages=5, freq="30s", start=start, scorer=self.scorer, proba=proba)
 
+  @classmethod
+  def from_yasa(cls, hyp, *, start: datetime.datetime | None = None, **kwargs) -> "Hypnogram":
+    """This type from a `yasa.Hypnogram`, or from YASA's integer codes (docs/hypnograms.md).
+
+    YASA's strings (WAKE, N1, N2, N3, REM, UNS, ART, and the 2- and 4-stage sets' SLEEP / LIGHT /
+    DEEP are refused) or integers (W=0..REM=4, ART=-1, UNS=-2: -1 and -2 are swapped relative to
+    sleepjax's UNSCORED=-1, MOVEMENT=-2). Epochs other than 30 s (a yasa.Hypnogram's `freq`) are
+    converted by majority; YASA's `proba` (30 s only) becomes `probabilities`.
+
+    Args:
+      hyp: a yasa.Hypnogram, or a (N,) array of YASA's integer codes at 30 s.
+      start: the PSG start, when hyp carries none.
+      **kwargs: other fields (record_id=, scorer=, ...).
+
+    Returns:
+      A Hypnogram (onset_s 0: YASA hypnograms start with the recording).
+
+    Raises:
+      ValueError: a yasa.Hypnogram with other than 5 stages, or an unknown label.
+    """
+    if not hasattr(hyp, "hypno"):  # YASA's integer codes
+      return cls(stages=stages_lib.from_yasa_codes(hyp), start=start, **kwargs)
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    if getattr(hyp, "n_stages", 5) != 5:
+      raise ValueError(f"a {hyp.n_stages}-stage yasa.Hypnogram has no AASM stages; use n_stages=5")
+    inverse = {v: k for k, v in YASA_LABELS.items()}
+    values = [str(v).upper() for v in hyp.hypno.tolist()]
+    unknown = sorted(set(values) - set(inverse))
+    if unknown:
+      raise ValueError(f"yasa.Hypnogram labels {unknown} are not among {sorted(inverse)}")
+    stages = np.array([inverse[v] for v in values], np.int32)
+    epoch_s = pd.Timedelta(hyp.freq).total_seconds()
+    proba = None
+    if epoch_s != EPOCH_S:
+      stages = data_hypnogram.to_30s(stages, epoch_s)
+    elif getattr(hyp, "proba", None) is not None:
+      proba = hyp.proba[["WAKE", "N1", "N2", "N3", "REM"]].to_numpy(np.float32)
+    if start is None and getattr(hyp, "start", None) is not None:
+      start = pd.Timestamp(hyp.start).to_pydatetime()
+    kwargs.setdefault("scorer", getattr(hyp, "scorer", None))
+    return cls(stages=stages, probabilities=proba, start=start, **kwargs)
+
   def to_csv(self, path: str | os.PathLike) -> pathlib.Path:
     """Writes one row per 30-s epoch: onset (s), duration (s), stage, confidence, P(W)..P(REM).
 

@@ -520,8 +520,9 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
   Args:
     psg_path: the PSG .edf file.
     hypnogram: a Hypnogram, or the path of a hypnogram file (EDF+ annotations are placed on
-      the PSG timeline with the PSG's start time; text files need
-      hypnogram_kwargs={"epoch_s": ..., "mapping": ...}).
+      the PSG timeline with the PSG's start time; CSV, NSRR XML and text files by their own
+      onsets; hypnogram_kwargs={"format": "csv", "stage_mapping": {...}} or, for a dataset's
+      text codes, {"epoch_s": ..., "mapping": ...}).
     montage: the channels to take.
     hypnogram_kwargs: extra arguments for `hypnogram.read_hypnogram` (for an EDF+ hypnogram
       e.g. assume_offset_s=, see `read_aligned_hypnogram`).
@@ -546,10 +547,12 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
                          "gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
   if not isinstance(hypnogram, Hypnogram):
     hkw = dict(hypnogram_kwargs or {})
-    if os.fspath(hypnogram).lower().endswith(".edf") and "psg_start" not in hkw:
+    fmt = hkw.pop("format", None)
+    is_edf = fmt == "edf+" or (fmt is None and os.fspath(hypnogram).lower().endswith(".edf"))
+    if is_edf and "psg_start" not in hkw:
       hypnogram = read_aligned_hypnogram(header, hypnogram, **hkw)
     else:
-      hypnogram = read_hypnogram(hypnogram, **hkw)
+      hypnogram = read_hypnogram(hypnogram, fmt, **hkw)
   labels = [header.labels[i] for i in header.signal_indices]
   wanted = {_norm_label(c) for spec in montage for c in spec.candidates}
   for label in dict.fromkeys(labels):

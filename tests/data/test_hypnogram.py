@@ -90,12 +90,18 @@ def test_to_30s_majority(sub, expected):
   np.testing.assert_array_equal(hypnogram.to_30s(np.array(sub), 5.0), [expected])
 
 
-def test_to_30s_drops_incomplete_tail_and_checks_divisor():
+def test_to_30s_drops_incomplete_tail_and_checks_the_epoch():
   out = hypnogram.to_30s(np.array([W] * 6 + [N2] * 6 + [N3] * 4), 5.0)
   np.testing.assert_array_equal(out, [W, N2])
   np.testing.assert_array_equal(hypnogram.to_30s(np.array([W, N1]), 30.0), [W, N1])
-  with pytest.raises(ValueError, match="20"):
-    hypnogram.to_30s(np.array([W, W, W]), 20.0)
+  with pytest.raises(ValueError, match="positive"):
+    hypnogram.to_30s(np.array([W, W, W]), 0.0)
+
+
+def test_to_30s_majority_over_time_for_20s_epochs():
+  # 20-s epochs (MASS) on a 10-s grid: W W N1 | N1 N2 N2 | N3 N3 REM | REM U U.
+  out = hypnogram.to_30s(np.array([W, N1, N2, N3, REM, U]), 20.0)
+  np.testing.assert_array_equal(out, [W, N2, N3, U])
 
 
 def test_text_hypnogram_dreams_codes(tmp_path):
