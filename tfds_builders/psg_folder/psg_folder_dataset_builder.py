@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import inspect
 import os
 import pathlib
 import re
@@ -157,25 +156,13 @@ def read_spec_hypnogram(files: _common.RecordFiles, header, spec: dict):
                                  f"template {spec['hypnogram']!r})")
   fmt = spec_lib.hypnogram_format(spec, path)
   mapping = stage_mapping(spec["stage_mapping"])
-  takes_format = "format" in inspect.signature(hypnogram_lib.read_hypnogram).parameters
   if fmt == "edf+" and mapping is None:
     # Placed by the two files' start date/times (AlignmentError when one does not parse).
     return recording_lib.read_aligned_hypnogram(header, path)
-  if takes_format:
-    kwargs = {"stage_mapping": mapping, "psg_start": header.start}
-    if fmt in ("csv", "text"):
-      kwargs["epoch_s"] = float(spec["epoch_s"])
-    return hypnogram_lib.read_hypnogram(path, format=fmt, **kwargs)
-  # Until sleepjax.data.hypnogram reads every format: the stopgap readers (_fallback_readers).
-  from tfds_builders.psg_folder import _fallback_readers as fallback
-  if fmt == "csv":
-    return fallback.read_csv(path, epoch_s=float(spec["epoch_s"]), mapping=mapping)
-  if fmt == "nsrr_xml":
-    return fallback.read_nsrr_xml(path, mapping=mapping)
-  if fmt == "text":  # one label per line: a one-column CSV
-    return fallback.read_csv(path, epoch_s=float(spec["epoch_s"]), mapping=mapping)
-  raise errors.AnnotationError(path, "a stage_mapping for EDF+ hypnograms needs sleepjax's "
-                               "multi-format hypnogram reader")
+  kwargs = {"stage_mapping": mapping, "psg_start": header.start}
+  if fmt in ("csv", "text"):
+    kwargs["epoch_s"] = float(spec["epoch_s"])
+  return hypnogram_lib.read_hypnogram(path, format=fmt, **kwargs)
 
 
 def untyped_labels(labels, montage) -> list[str]:

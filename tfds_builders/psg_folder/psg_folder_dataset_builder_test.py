@@ -140,23 +140,3 @@ def test_pipeline_reads_the_channel_mask(built):
       np.testing.assert_array_equal(fast["channel_mask"][m], ds[0]["channel_mask"][m])
     assert fast["stage"] == int(ds[0]["stage"])
 
-
-def test_stopgap_readers_both_csv_layouts_and_nsrr_xml(tmp_path):
-  from tfds_builders.psg_folder import _fallback_readers as fallback
-  (tmp_path / "rows.csv").write_text("onset,duration,stage\n30,60,Wake\n90,30,Sleep stage N2\n150,30,REM\n")
-  hyp = fallback.read_csv(tmp_path / "rows.csv")
-  assert hyp.onset_s == 30.0 and hyp.stages.tolist() == [0, 0, 2, -1, 4]  # the gap is unscored
-  (tmp_path / "epochs.csv").write_text("Epoch;Stage\n1;W\n2;N1\n3;4\n4;R\n")
-  assert fallback.read_csv(tmp_path / "epochs.csv").stages.tolist() == [0, 1, 3, 4]
-  (tmp_path / "codes.txt").write_text("0\n0\n7\n")
-  assert fallback.read_csv(tmp_path / "codes.txt", mapping={"0": 0, "7": 4}).stages.tolist() == [0, 0, 4]
-  with pytest.raises(errors.AnnotationError, match="codes.txt: unknown sleep stage label '0'"):
-    fallback.read_csv(tmp_path / "codes.txt")
-  (tmp_path / "x.xml").write_text(
-      "<PSGAnnotation><ScoredEvents><ScoredEvent><EventType>Stages|Stages</EventType><EventConcept>"
-      "Stage 4 sleep|4</EventConcept><Start>0</Start><Duration>60</Duration></ScoredEvent><ScoredEvent>"
-      "<EventType>Arousals|Arousals</EventType><EventConcept>Arousal|Arousal ()</EventConcept><Start>10"
-      "</Start><Duration>5</Duration></ScoredEvent><ScoredEvent><EventType>Stages|Stages</EventType>"
-      "<EventConcept>REM sleep|5</EventConcept><Start>60</Start><Duration>30</Duration></ScoredEvent>"
-      "</ScoredEvents></PSGAnnotation>")
-  assert fallback.read_nsrr_xml(tmp_path / "x.xml").stages.tolist() == [3, 3, 4]
