@@ -540,10 +540,10 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
   psg_path = os.fspath(psg_path)
   header = edf_lib.validate_edf(psg_path)
   if header.is_discontinuous:
-    # Data records of EDF+D / BDF+D are not contiguous in time: a 30-s grid over the samples would
-    # silently misalign the hypnogram.
-    raise EDFHeaderError(psg_path, f"discontinuous {header.format} recording: data records have time "
-                         "gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
+    # Data records of EDF+D / BDF+D are not contiguous in time: a 30-s grid over the samples
+    # would silently misalign the hypnogram.
+    raise EDFHeaderError(psg_path, f"discontinuous {header.format} recording: data records have "
+                         "time gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
   if not isinstance(hypnogram, Hypnogram):
     hkw = dict(hypnogram_kwargs or {})
     if os.fspath(hypnogram).lower().endswith(".edf") and "psg_start" not in hkw:

@@ -117,7 +117,8 @@ def write_bdf(path, signals, *, n_records: int, record_duration_s: float = 1.0,
       (_number(v, w) if isinstance(v, (int, float)) else _text(v, w)) for vals, w in columns
       for v in vals)
   assert len(fixed) == 256 and len(sig_header) == 256 * n
-  tals = _tal_bytes(n_records, record_duration_s, annotations, 3 * annotation_samples) if plus else []
+  tals = (_tal_bytes(n_records, record_duration_s, annotations, 3 * annotation_samples)
+          if plus else [])
   records = []
   for r in range(n_records):
     chunk = [_int24(s.digital[r * s.samples_per_record:(r + 1) * s.samples_per_record])
