@@ -1,5 +1,8 @@
 """Channel typing, electrode aliases and positions, and montages (which file channel is which).
 
+Channel typing (`channel_modality`) reads the alias table shipped as channel_aliases.json,
+which a user file extends (`load_alias_table`); docs/channels.md describes the rules.
+
 Electrode positions follow docs/specification.md §2.3.1 (the transfer paper's channel positional encoding):
 x left(-)/right(+), y posterior(-)/anterior(+), z inferior(-)/superior(+), on the unit sphere,
 taken from MNE's 10-05 template ("standard_1005"; MNE 1.13 renamed it "colin27_1005", same
@@ -7,7 +10,7 @@ coordinates). The template's origin is not the head's centre (it is an MRI frame
 sphere to all 343 template positions by linear least squares, subtract its centre and
 normalise every position to unit length: Cz then has z ~ 0.998, Fpz y ~ 1.0, T7 x ~ -1.0.
 
-A bipolar derivation "A-B" (or "A_B") gets the midpoint of A and B, NOT renormalised to the
+A bipolar derivation "A-B" (or "A_B", "A:B") gets the midpoint of A and B, NOT renormalised to the
 sphere (docs/specification.md §2.3.1: the midpoint, not projected back to the sphere): its norm is < 1 and shrinks with the distance
 between A and B, which keeps that distance visible to the encoder.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import os
 import re
 import warnings
@@ -36,71 +40,214 @@ _ELECTRODE_ALIASES = {"T3": "T7", "T4": "T8", "T5": "P7", "T6": "P8", "A1": "M1"
 _PREFIXES = (("eeg", "eeg"), ("eog", "eog"), ("emg", "emg"), ("ecg", "ecg"), ("ekg", "ecg"),
              ("resp", "resp"))
 
-# Whole labels (casefolded, spaces/underscores normalised to "-") -> modality. None means
-# "known, but not one of the five modalities" (temperature, markers, SaO2, position, ...).
-_LABEL_MODALITY = {
-    # ISRUC-Sleep: X1 is the chin EMG, X2 the ECG (ISRUC documentation); X3 leg EMG.
-    "x1": "emg", "x2": "ecg", "x3": "emg",
-    "loc-a2": "eog", "roc-a1": "eog", "loc": "eog", "roc": "eog",
-    "e1": "eog", "e2": "eog", "e1-m2": "eog", "e2-m1": "eog", "e2-m2": "eog", "e1-m1": "eog",
-    "heog": "eog", "veog": "eog",
-    "chin": "emg", "chin1-chin2": "emg", "chin-emg": "emg", "submental": "emg",
-    "emg1": "emg", "emg2": "emg", "emg3": "emg", "lleg": "emg", "rleg": "emg",
-    "ecg": "ecg", "ekg": "ecg", "ecg1": "ecg", "ecg2": "ecg", "ecg-ii": "ecg", "ekg1": "ecg",
-    "thor": "resp", "abdo": "resp", "abdomen": "resp", "thorax": "resp", "airflow": "resp",
-    "flow": "resp", "nasal-pressure": "resp", "pflow": "resp", "thermistor": "resp",
-    # DREAMS excerpt3 (Devuyst et al.): NAF1 nasal airflow, VTH/VAB thoracic/abdominal bands.
-    "naf1": "resp", "naf": "resp", "vth": "resp", "vab": "resp",
-    # SHHS / MESA (NSRR) spellings.
-    "thor-res": "resp", "abdo-res": "resp", "new-air": "resp", "pres": "resp",
-    "therm": "resp", "leg": "emg", "h.r.": None, "hr": None, "ox-stat": None,
-    "pleth": None,
-    "eog1-a1": "eog", "eog2-a1": "eog",
-    # Known non-modalities (returned as None on purpose).
-    "sao2": None, "spo2": None, "pr": None, "pulse": None, "pos": None, "position": None,
-    "phono": None, "snore": None, "light": None, "hypnogram": None, "hypnogram-aut": None,
-    "event-pneumo": None, "event-pneumo-aut": None, "event-neuro": None,
-    "event-marker": None, "marker": None, "temp-rectal": None, "temp": None,
-    "edf-annotations": None,
-}
+# The alias table (label -> modality, or None for a known non-PSG channel) ships as JSON next
+# to this module; docs/channels.md describes its format and how a user file extends it.
+_ALIAS_FILE = "channel_aliases.json"
+ALIASES_ENV = "SLEEPJAX_CHANNEL_ALIASES"
 
-_EEG_TOKEN = re.compile(r"^[a-z]+[0-9z]+[h]?$")
+_TOKENS = (("eog", "eog"), ("emg", "emg"), ("ecg", "ecg"), ("ekg", "ecg"), ("resp", "resp"),
+           ("eeg", "eeg"))
+
+_SEPARATORS = re.compile(r"[\s_:/\-]+")
 
 
-def _norm_label(label: str) -> str:
-  return re.sub(r"[\s_]+", "-", label.strip().casefold())
+class AliasTableError(ValueError):
+  """A channel alias file is missing, is not JSON, or maps a label to an unknown modality.
+
+  Not a `RecordingError`: a bad alias file stops a build, it is not one bad recording.
+  """
+
+  def __init__(self, path, problem: str):
+    self.path = None if path is None else os.fspath(path)
+    self.problem = problem
+    super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
 
 
-def channel_modality(label: str) -> str | None:
-  """Types a channel from its file label: "eeg", "eog", "emg", "ecg", "resp" or None.
+def normalize_label(label: str) -> str:
+  """The form in which channel labels are compared: "C4:M1", "c4 - m1", "C4_M1" -> "c4-m1".
 
-  Rules, in order: an explicit prefix ("EEG ", "EOG ", "EMG ", "ECG "/"EKG ", "Resp ");
-  the alias table (ISRUC X1=chin EMG, X2=ECG, LOC/ROC and E1/E2 = EOG, DREAMS NAF1/VTH/VAB
-  = resp, Thor/Abdo/Airflow = resp, SaO2/markers/temperature = None); a label containing
-  "eog", "emg", "ecg"/"ekg", "resp" or "eeg" (SHHS "EEG(sec)", MESA "EEG1"); finally a 10-05 electrode or a bipolar derivation of
-  two electrodes (e.g. "Fpz-Cz", "C3_A2", "FP1-A1") = EEG. Anything else is None.
+  Casefolds, and replaces every run of separators (whitespace, "_", ":", "/", "-") by one "-",
+  dropping them at both ends. Other characters are kept ("EEG(sec)" -> "eeg(sec)", "H.R." ->
+  "h.r."). Used for the alias table and for montage resolution (`Montage.resolve`).
 
   Args:
-    label: the channel label as written in the file (case-insensitive).
+    label: a channel label as written in a file or an alias file.
 
   Returns:
-    The modality string, or None when the channel is not one of the five modalities or is
-    unknown.
+    The normalised label (str).
   """
-  norm = _norm_label(label)
+  return _SEPARATORS.sub("-", label.strip().casefold()).strip("-")
+
+
+# Kept for callers inside the package (sleepjax.data.recording).
+_norm_label = normalize_label
+
+
+def _check_modality(value, path, label):
+  if value is not None and value not in MODALITIES:
+    raise AliasTableError(path, f"label {label!r} maps to {value!r}; expected one of "
+                          f"{list(MODALITIES)} or null")
+
+
+def _flatten(obj, path) -> dict[str, str | None]:
+  """{normalised label: modality} from a parsed alias file (flat, or one level of groups)."""
+  if not isinstance(obj, dict):
+    raise AliasTableError(path, f"expected a JSON object of label -> modality, got "
+                          f"{type(obj).__name__}")
+  out, origin = {}, {}
+
+  def add(label, value, group):
+    if not isinstance(label, str) or not normalize_label(label):
+      raise AliasTableError(path, f"empty or non-string label {label!r}")
+    _check_modality(value, path, label)
+    key = normalize_label(label)
+    if key in out and out[key] != value:
+      raise AliasTableError(path, f"label {label!r} ({group}) maps to {value!r} but "
+                            f"{origin[key]!r} maps it to {out[key]!r}")
+    out[key], origin[key] = value, label
+
+  for key, value in obj.items():
+    if isinstance(key, str) and key.startswith("_"):
+      continue  # A comment.
+    if isinstance(value, dict):
+      for label, modality in value.items():
+        if not (isinstance(label, str) and label.startswith("_")):
+          add(label, modality, f"group {key!r}")
+    else:
+      add(key, value, "top level")
+  return out
+
+
+@functools.lru_cache(maxsize=32)
+def _read_alias_file(path: str, mtime_ns: int) -> dict[str, str | None]:
+  del mtime_ns  # Only part of the cache key: an edited file is read again.
+  try:
+    with open(path, encoding="utf-8") as f:
+      obj = json.load(f)
+  except json.JSONDecodeError as e:
+    raise AliasTableError(path, f"not valid JSON: {e}") from None
+  except (OSError, UnicodeDecodeError) as e:
+    raise AliasTableError(path, f"cannot read the alias file: {e}") from None
+  return _flatten(obj, path)
+
+
+def _alias_file(path) -> dict[str, str | None]:
+  path = os.fspath(path)
+  if not os.path.isfile(path):
+    raise AliasTableError(path, "channel alias file does not exist")
+  return _read_alias_file(os.path.abspath(path), os.stat(path).st_mtime_ns)
+
+
+def shipped_alias_path() -> str:
+  """Path of the alias table shipped with sleepjax (sleepjax/data/channel_aliases.json)."""
+  return os.path.join(os.path.dirname(os.path.abspath(__file__)), _ALIAS_FILE)
+
+
+def load_alias_table(user_file: str | os.PathLike | None = None) -> dict[str, str | None]:
+  """The channel alias table: the shipped one, extended and overridden by user files.
+
+  Layers, later ones winning for a label: the table shipped with the package
+  (`shipped_alias_path()`), the JSON file named by the environment variable
+  `SLEEPJAX_CHANNEL_ALIASES` (when set and not empty), then `user_file`. A file is a JSON
+  object mapping a label to "eeg", "eog", "emg", "ecg", "resp", or null (a known channel that
+  is none of them: SaO2, position, light, markers); a value may instead be an object of such
+  pairs (a group, e.g. one cohort's labels); keys starting with "_" are comments.
+  docs/channels.md has an example.
+
+  Args:
+    user_file: optional path of a user alias file.
+
+  Returns:
+    A new dict {normalised label (see `normalize_label`): modality or None}.
+
+  Raises:
+    AliasTableError: a named file does not exist, is not valid JSON, or maps a label to
+      something else than a modality or null (or one label to two modalities); the message
+      names the file.
+  """
+  table = dict(_alias_file(shipped_alias_path()))
+  env = os.environ.get(ALIASES_ENV, "").strip()
+  if env:
+    table.update(_alias_file(env))
+  if user_file is not None:
+    table.update(_alias_file(user_file))
+  return table
+
+
+def _as_table(aliases) -> dict[str, str | None]:
+  if aliases is None:
+    return load_alias_table()
+  if isinstance(aliases, (str, os.PathLike)):
+    return load_alias_table(aliases)
+  table = load_alias_table()
+  for label, value in aliases.items():
+    _check_modality(value, None, label)
+    table[normalize_label(label)] = value
+  return table
+
+
+def _classify(label: str, table: Mapping[str, str | None]) -> tuple[str | None, bool]:
+  """(modality, known): known is False when no rule matched (an untyped label)."""
+  norm = normalize_label(label)
+  if norm in table:
+    return table[norm], True
   for prefix, modality in _PREFIXES:
     if norm.startswith(prefix + "-"):
-      return modality
-  if norm in _LABEL_MODALITY:
-    return _LABEL_MODALITY[norm]
-  for token, modality in (("eog", "eog"), ("emg", "emg"), ("ecg", "ecg"), ("ekg", "ecg"),
-                          ("resp", "resp"), ("eeg", "eeg")):
+      return modality, True
+  for token, modality in _TOKENS:
     if token in norm:
-      return modality
+      return modality, True
   parts = _split_derivation(label)
   if parts and all(_lookup_electrode(p) is not None for p in parts):
-    return "eeg"
-  return None
+    return "eeg", True
+  return None, False
+
+
+def channel_modality(label: str, aliases=None) -> str | None:
+  """Types a channel from its file label: "eeg", "eog", "emg", "ecg", "resp" or None.
+
+  Rules, in order (docs/channels.md): the alias table (`load_alias_table`: the shipped
+  clinical spellings of Sleep-EDF, ISRUC, DREAMS, SHHS, MESA, MrOS, CFS, MASS and clinic
+  exports, plus user files), compared after `normalize_label`; an explicit prefix ("EEG ",
+  "EOG ", "EMG ", "ECG "/"EKG ", "Resp "); a label containing "eog", "emg", "ecg"/"ekg",
+  "resp" or "eeg" (e.g. "EEG(sec)", "EOG-L"); finally a 10-05 electrode or a bipolar
+  derivation of two electrodes ("Fpz-Cz", "C3_A2", "FP1-A1") is EEG. Anything else is None.
+
+  Args:
+    label: the channel label as written in the file (case and separators do not matter).
+    aliases: None for `load_alias_table()`; a path of a user alias file (extends the
+      table); or a mapping label -> modality or None that extends and overrides the table.
+
+  Returns:
+    The modality string, or None when the channel is not one of the five modalities (a
+    table entry of null) or is unknown (see `untyped_labels` to tell the two apart).
+
+  Raises:
+    AliasTableError: a bad alias file or mapping value.
+  """
+  return _classify(label, _as_table(aliases))[0]
+
+
+def untyped_labels(labels: Iterable[str], aliases=None) -> list[str]:
+  """The labels that no rule types and that are not known non-PSG channels, for build reports.
+
+  Args:
+    labels: a file's channel labels.
+    aliases: as in `channel_modality`.
+
+  Returns:
+    Those labels, in input order, each once (e.g. ["Foo bar"]; not "SaO2", which the table
+    knows as a non-PSG channel, nor "C4:M1", which it types as EEG).
+
+  Raises:
+    AliasTableError: a bad alias file or mapping value.
+  """
+  table = _as_table(aliases)
+  out = []
+  for label in labels:
+    if label not in out and not _classify(label, table)[1]:
+      out.append(label)
+  return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -160,11 +307,11 @@ def _lookup_electrode(name: str) -> np.ndarray | None:
 
 
 def _split_derivation(label: str) -> list[str]:
-  """"EEG Fpz-Cz" -> ["Fpz", "Cz"]; "C3_A2" -> ["C3", "A2"]; "T3-REF" -> ["T3"]."""
+  """"EEG Fpz-Cz" -> ["Fpz", "Cz"]; "C3_A2", "C3:A2" -> ["C3", "A2"]; "T3-REF" -> ["T3"]."""
   s = label.strip()
   s = re.sub(r"^eeg\s+", "", s, flags=re.IGNORECASE)
   s = re.sub(r"-(ref|le|ar|avg|cle|ler)$", "", s, flags=re.IGNORECASE)
-  parts = [p for p in re.split(r"[-_]", s) if p]
+  parts = [p for p in re.split(r"[-_:]", s) if p]
   return parts if 1 <= len(parts) <= 2 else []
 
 
@@ -172,7 +319,7 @@ def electrode_position(label: str) -> np.ndarray:
   """(x, y, z) of an electrode or bipolar derivation on the unit sphere (docs/specification.md §2.3.1).
 
   Args:
-    label: an electrode ("C3", "T3", "EEG Cz-REF") or a bipolar derivation "A-B"/"A_B"
+    label: an electrode ("C3", "T3", "EEG Cz-REF") or a bipolar derivation "A-B"/"A_B"/"A:B"
       ("EEG Fpz-Cz", "C3_A2").
 
   Returns:
@@ -257,7 +404,7 @@ class Montage(tuple):
     """Maps each spec to the file label that carries it.
 
     Matching per spec, first hit wins: its name then aliases compared exactly (after
-    stripping), then case-insensitively with spaces/underscores treated as "-".
+    stripping), then after `normalize_label` (case, spaces, "_", ":", "/" and "-" folded).
     Absent optional channels are left out of the result (documented in ChannelSpec).
 
     Args:

@@ -1,4 +1,4 @@
-"""EDF / EDF+ header validation and reading, with physical units made explicit.
+"""EDF / EDF+ and BDF / BDF+ header validation and reading, with physical units made explicit.
 
 The fixed 256-byte header and the 256-byte-per-signal header are parsed here from the raw
 bytes (they are tiny), so that a damaged file is rejected with a message naming the file and
@@ -6,7 +6,10 @@ the problem before MNE touches it. The samples themselves are read by MNE.
 
 Format: Kemp et al. (1992) "A simple format for exchange of digitized polygraphic
 recordings", Electroencephalogr. Clin. Neurophysiol. 82:391-393 (EDF); Kemp & Olivan (2003)
-"European data format 'plus' (EDF+)", Clin. Neurophysiol. 114:1755-1761 (EDF+).
+"European data format 'plus' (EDF+)", Clin. Neurophysiol. 114:1755-1761 (EDF+). BDF is
+BioSemi's 24-bit EDF (first byte 0xFF, then "BIOSEMI"; 3-byte little-endian two's-complement
+samples; reserved field "24BIT"), BDF+ its EDF+ counterpart (reserved "BDF+C"/"BDF+D",
+"BDF Annotations" signals); docs/channels.md.
 
 Units, explicitly: samples are read here (`read_physical`), not through MNE: digital values are
 calibrated with the header's own physical/digital ranges, and `to_microvolts_factor` converts the
@@ -36,7 +39,9 @@ from sleepjax.data.errors import UnitError
 
 _FIXED_HEADER_BYTES = 256
 _SIGNAL_HEADER_BYTES = 256
-_ANNOTATION_LABEL = "EDF Annotations"
+_ANNOTATION_LABELS = ("EDF Annotations", "BDF Annotations")
+_BDF_MAGIC = b"\xffBIOSEMI"
+FORMATS = ("EDF", "EDF+C", "EDF+D", "BDF", "BDF+C", "BDF+D")
 
 # Factor from the physical dimension to microvolts, compared case-insensitively (DREAMS writes
 # "UV"/"MV"; megavolts do not occur in physiology, so "MV" is read as millivolts). The micro
@@ -56,17 +61,18 @@ _PAD = b" \x00"
 
 @dataclasses.dataclass(frozen=True)
 class EDFHeader:
-  """The parsed, validated EDF/EDF+ header of one file.
+  """The parsed, validated EDF/EDF+ or BDF/BDF+ header of one file.
 
   Attributes:
     path: the file (str).
-    version: the version field, always "0" after validation.
+    version: the version field: "0" for EDF, "\xffBIOSEMI" (0xFF then "BIOSEMI") for BDF.
     patient: local patient identification (80 chars, stripped).
     recording: local recording identification (80 chars, stripped).
     start: recording start (naive datetime, as written; EDF years 85-99 -> 19xx, else 20xx),
       or None when the date/time fields cannot be parsed (reported, not fatal).
     header_bytes: declared header size in bytes; equals 256 * (n_signals + 1).
-    reserved: the 44-char reserved field; "EDF+C"/"EDF+D" marks EDF+.
+    reserved: the 44-char reserved field; "EDF+C"/"EDF+D" marks EDF+, "BDF+C"/"BDF+D" BDF+
+      ("24BIT" in BioSemi's plain BDF).
     n_records: number of data records (>= 0).
     record_duration_s: duration of one data record in seconds (0 for annotation-only EDF+).
     n_signals: number of signals, annotation signals included.
@@ -78,13 +84,15 @@ class EDFHeader:
     n_samples_per_record: per-signal samples per data record (int).
     sfreqs: per-signal sampling rate in Hz (n_samples_per_record / record_duration_s);
       0.0 for annotation signals of annotation-only files.
-    is_edf_plus: True for EDF+ (reserved field starts with "EDF+").
-    annotation_indices: indices of "EDF Annotations" signals.
+    is_edf_plus: True for EDF+ and BDF+ (reserved field starts with "EDF+" / "BDF+").
+    annotation_indices: indices of "EDF Annotations" (or, in BDF, "BDF Annotations") signals.
     start_fields: the (date, time) fields as written ("dd.mm.yy", "hh.mm.ss"), stripped; kept
       so that an unparseable start can be reported with its text.
     physical_dim_bytes: per-signal physical dimension field, the 8 raw bytes.
     notes: tolerated deviations from the format (e.g. trailing bytes after the last data
       record), for the recording's report.
+    format: one of `FORMATS`: "EDF", "EDF+C", "EDF+D", "BDF", "BDF+C", "BDF+D".
+    bytes_per_sample: 2 (EDF, 16-bit) or 3 (BDF, 24-bit).
   """
 
   path: str
@@ -112,11 +120,23 @@ class EDFHeader:
   start_fields: tuple[str, str] = ("", "")
   physical_dim_bytes: tuple[bytes, ...] = ()
   notes: tuple[str, ...] = ()
+  format: str = "EDF"
+  bytes_per_sample: int = 2
 
   @property
   def record_bytes(self) -> int:
-    """Bytes per data record (2 bytes per 16-bit sample)."""
-    return 2 * sum(self.n_samples_per_record)
+    """Bytes per data record (2 bytes per 16-bit EDF sample, 3 per 24-bit BDF sample)."""
+    return self.bytes_per_sample * sum(self.n_samples_per_record)
+
+  @property
+  def is_bdf(self) -> bool:
+    """True for BDF and BDF+ (24-bit samples)."""
+    return self.format.startswith("BDF")
+
+  @property
+  def is_discontinuous(self) -> bool:
+    """True for EDF+D / BDF+D: data records may have time gaps between them."""
+    return self.format.endswith("+D")
 
   @property
   def duration_s(self) -> float:
@@ -175,21 +195,32 @@ def _parse_start(date: str, time: str) -> datetime.datetime | None:
     return None
 
 
-def validate_edf(path: str | os.PathLike) -> EDFHeader:
-  """Parses and checks an EDF/EDF+ header against the file's size.
+def _format(is_bdf: bool, reserved: str) -> str:
+  kind = "BDF" if is_bdf else "EDF"
+  for plus in ("+C", "+D"):
+    if reserved.startswith(kind + plus):
+      return kind + plus
+  if reserved.startswith(kind + "+"):  # EDF+ without C/D: read as continuous, as MNE does.
+    return kind + "+C"
+  return kind
 
-  Checks: the file exists and is non-empty; version "0"; every numeric field parses;
-  header_bytes == 256 * (n_signals + 1); n_records >= 0 (-1, "unknown", is rejected);
-  header_bytes + n_records * 2 * sum(samples_per_record) == file size; sampling rates positive
+
+def validate_edf(path: str | os.PathLike) -> EDFHeader:
+  """Parses and checks an EDF/EDF+ or BDF/BDF+ header against the file's size.
+
+  Checks: the file exists and is non-empty; version "0" (EDF) or 0xFF "BIOSEMI" (BDF); every
+  numeric field parses; header_bytes == 256 * (n_signals + 1); n_records >= 0 (-1,
+  "unknown", is rejected); header_bytes + n_records * b * sum(samples_per_record) == file
+  size, b = 2 bytes per sample for EDF and 3 for BDF; sampling rates positive
   for every ordinary signal; a non-empty physical range and digital_min < digital_max for every
   ordinary signal. Digital ranges beyond 16 bits are tolerated (DREAMS writes them; MNE reads
   the samples correctly).
 
   Args:
-    path: the .edf file.
+    path: the .edf or .bdf file (any extension: the format is read from the first byte).
 
   Returns:
-    The `EDFHeader`.
+    The `EDFHeader` (`header.format` says which of EDF, EDF+C/D, BDF, BDF+C/D it is).
 
   Raises:
     EDFHeaderError: missing/empty file, wrong version, unparsable or inconsistent field,
@@ -209,9 +240,11 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     if len(fixed) < _FIXED_HEADER_BYTES:
       raise EDFHeaderError(
           path, f"file has {size} bytes, fewer than the 256-byte EDF fixed header")
-    version = _field(fixed[0:8])
-    if version != "0":
-      raise EDFHeaderError(path, f"not an EDF file: version field is {version!r}, expected '0'")
+    is_bdf = fixed[0:8] == _BDF_MAGIC
+    version = _BDF_MAGIC.decode("latin-1") if is_bdf else _field(fixed[0:8])
+    if version != "0" and not is_bdf:
+      raise EDFHeaderError(path, f"not an EDF file: version field is {version!r}, expected "
+                           "'0' (EDF) or 0xFF 'BIOSEMI' (BDF)")
     patient = _field(fixed[8:88])
     recording = _field(fixed[88:168])
     start_fields = (_field(fixed[168:176]), _field(fixed[176:184]))
@@ -258,8 +291,10 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
   spr = [_number(v, path, f"samples_per_record of {labels[i]!r}", integer=True)
          for i, v in enumerate(column(216, 8))]
 
-  is_plus = reserved.startswith("EDF+")
-  ann = tuple(i for i, lab in enumerate(labels) if lab == _ANNOTATION_LABEL)
+  fmt = _format(is_bdf, reserved)
+  is_plus = "+" in fmt
+  width = 3 if is_bdf else 2
+  ann = tuple(i for i, lab in enumerate(labels) if lab in _ANNOTATION_LABELS)
 
   if n_records == -1:
     raise EDFTruncatedError(
@@ -281,17 +316,20 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
     sfreqs.append(n / record_duration_s)
 
   notes = []
-  record_bytes = 2 * sum(spr)
+  record_bytes = width * sum(spr)
   expected = header_bytes + n_records * record_bytes
   if size != expected:
     detail = (f"header ({header_bytes} B) + {n_records} records x {record_bytes} B = "
               f"{expected} B, but the file has {size} B")
+    if is_bdf and size - header_bytes == 2 * n_records * sum(spr):
+      raise EDFHeaderError(
+          path, f"the data are 2 bytes per sample (16-bit, as in EDF), not BDF's 3: {detail}")
     if size < expected:
       whole = (size - header_bytes) // record_bytes if record_bytes else 0
       raise EDFTruncatedError(
           path, f"truncated: {detail} (only {whole} whole data records present)")
     extra = size - expected
-    if size - header_bytes == 3 * n_records * sum(spr):
+    if not is_bdf and size - header_bytes == 3 * n_records * sum(spr):
       raise EDFHeaderError(
           path, f"the data are 3 bytes per sample (24-bit, as in BDF), not EDF's 2: {detail}")
     crlf, lf = _count_line_feeds(path, header_bytes)
@@ -325,7 +363,7 @@ def validate_edf(path: str | os.PathLike) -> EDFHeader:
       digital_max=tuple(dmax), prefiltering=tuple(prefilter),
       n_samples_per_record=tuple(spr), sfreqs=tuple(sfreqs), is_edf_plus=is_plus,
       annotation_indices=ann, start_fields=start_fields, physical_dim_bytes=tuple(dim_bytes),
-      notes=tuple(notes))
+      notes=tuple(notes), format=fmt, bytes_per_sample=width)
 
 
 def _count_line_feeds(path: str, offset: int) -> tuple[int, int]:
@@ -419,7 +457,8 @@ def read_physical(path: str | os.PathLike, signals, *, header: EDFHeader | None 
                   samples_per_record: int | None = None) -> np.ndarray:
   """Reads signals in their physical unit, calibrated from the header, at the file's top rate.
 
-  Each 16-bit little-endian digital sample d becomes
+  Each digital sample d (16-bit little-endian in EDF, 24-bit little-endian two's complement in
+  BDF) becomes
   `physical_min + (d - digital_min) * (physical_max - physical_min) / (digital_max - digital_min)`
   (Kemp et al. 1992), computed in float64 from the header parsed by `validate_edf`. A signal
   stored at a lower rate is upsampled to the file's highest rate over the whole recording with
@@ -428,7 +467,7 @@ def read_physical(path: str | os.PathLike, signals, *, header: EDFHeader | None 
   divided by MNE's own unit scale, to float64 rounding; tests/data/test_edf.py).
 
   Args:
-    path: the EDF file (any extension).
+    path: the EDF or BDF file (any extension).
     signals: signal indices (ints) or exact labels (a repeated label means its first signal).
     header: the file's `validate_edf` header (read when None).
     samples_per_record: the output's samples per data record (default: the most of any
@@ -460,11 +499,18 @@ def read_physical(path: str | os.PathLike, signals, *, header: EDFHeader | None 
   offsets = np.concatenate([[0], np.cumsum(spr)])
   n_rec = header.n_records
   out = np.empty((len(index), n_rec * top), np.float64)
-  data = np.memmap(path, dtype="<i2", mode="r", offset=header.header_bytes,
-                   shape=(n_rec, int(offsets[-1])))
+  width = header.bytes_per_sample
+  if n_rec == 0 or offsets[-1] == 0:
+    return out
+  data = np.memmap(path, dtype="<i2" if width == 2 else np.uint8, mode="r",
+                   offset=header.header_bytes,
+                   shape=(n_rec, int(offsets[-1]) * (1 if width == 2 else width)))
   try:
     for row, i in enumerate(index):
-      digital = np.asarray(data[:, offsets[i]:offsets[i + 1]], np.float64).reshape(-1)
+      if width == 2:
+        digital = np.asarray(data[:, offsets[i]:offsets[i + 1]], np.float64).reshape(-1)
+      else:
+        digital = _int24(data[:, width * offsets[i]:width * offsets[i + 1]]).astype(np.float64)
       gain = ((header.physical_max[i] - header.physical_min[i])
               / (header.digital_max[i] - header.digital_min[i]))
       x = header.physical_min[i] + (digital - header.digital_min[i]) * gain
@@ -478,9 +524,19 @@ def read_physical(path: str | os.PathLike, signals, *, header: EDFHeader | None 
   return out
 
 
+def _int24(raw: np.ndarray) -> np.ndarray:
+  """(R, 3 * n) uint8 little-endian 24-bit two's-complement samples -> (R * n,) int32."""
+  b = np.asarray(raw, np.uint8).reshape(-1, 3)
+  # Bytes (0, b0, b1, b2) as a little-endian int32 hold the sample times 256 with its sign bit
+  # in place; the arithmetic shift divides by 256 and keeps the sign.
+  wide = np.zeros((b.shape[0], 4), np.uint8)
+  wide[:, 1:] = b
+  return wide.view("<i4").reshape(-1) >> 8
+
+
 def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
                  verbose: str = "error", **kwargs):
-  """Validates the header, then reads the file with `mne.io.read_raw_edf`.
+  """Validates the header, then reads the file with `mne.io.read_raw_edf` (BDF: `read_raw_bdf`).
 
   MNE upsamples channels recorded at a lower rate to the file's highest rate (FFT
   resampling, npad=0) at read time: Sleep-EDF's 1 Hz EMG envelope and respiration come back
@@ -490,11 +546,12 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
   a file object, which MNE accepts (it still records the path in `raw.filenames`).
 
   Args:
-    path: the EDF file (.edf, or EDF bytes under another extension with preload=True).
+    path: the EDF or BDF file (.edf/.bdf, or either under another extension with
+      preload=True); the format is the header's (`validate_edf`), not the extension's.
     preload: passed to MNE (True: load the samples now).
     include: optional list of channel labels to read (others are skipped by MNE).
     verbose: MNE's log level.
-    **kwargs: passed to `mne.io.read_raw_edf`.
+    **kwargs: passed to `mne.io.read_raw_edf` / `mne.io.read_raw_bdf`.
 
   Returns:
     An `mne.io.Raw`.
@@ -506,17 +563,17 @@ def read_raw_edf(path: str | os.PathLike, *, preload: bool = True, include=None,
   import mne  # Heavy import; keep `validate_edf` usable without it.
 
   path = os.fspath(path)
-  validate_edf(path)
+  header = validate_edf(path)
+  reader, ext = (mne.io.read_raw_bdf, ".bdf") if header.is_bdf else (mne.io.read_raw_edf, ".edf")
   try:
-    if path.lower().endswith(".edf"):
-      return mne.io.read_raw_edf(path, preload=preload, include=include, verbose=verbose,
-                                 **kwargs)
+    if path.lower().endswith(ext):
+      return reader(path, preload=preload, include=include, verbose=verbose, **kwargs)
     # MNE refuses other extensions (ISRUC ships EDF as *.rec) but reads file objects.
     if not preload:
-      raise EDFHeaderError(path, "an EDF file without the .edf extension can only be read "
-                           "with preload=True")
+      raise EDFHeaderError(path, f"a {header.format} file without the {ext} extension can only "
+                           "be read with preload=True")
     with open(path, "rb") as f:
-      return mne.io.read_raw_edf(f, preload=True, include=include, verbose=verbose, **kwargs)
+      return reader(f, preload=True, include=include, verbose=verbose, **kwargs)
   except EDFHeaderError:
     raise
   except Exception as e:  # MNE raises ValueError, RuntimeError, struct/IO errors alike.

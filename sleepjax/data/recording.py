@@ -107,8 +107,8 @@ class Recording:
 
 
 def _edf_header(raw, path):
-  """The validated header of the EDF file `raw` was read from, or None for a non-EDF raw."""
-  if type(raw).__name__ != "RawEDF":
+  """The validated header of the EDF/BDF file `raw` was read from, or None for another raw."""
+  if type(raw).__name__ not in ("RawEDF", "RawBDF"):
     return None
   filenames = [os.fspath(f) for f in (getattr(raw, "filenames", None) or ()) if f]
   # MNE keeps the file name even when edf.read_raw_edf passes a file object (*.rec).
@@ -518,7 +518,7 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
   refused; a montage label used by two signals is an error.
 
   Args:
-    psg_path: the PSG .edf file.
+    psg_path: the PSG .edf or .bdf (BDF/BDF+, 24-bit) file.
     hypnogram: a Hypnogram, or the path of a hypnogram file (EDF+ annotations are placed on
       the PSG timeline with the PSG's start time; CSV, NSRR XML and text files by their own
       onsets; hypnogram_kwargs={"format": "csv", "stage_mapping": {...}} or, for a dataset's
@@ -540,11 +540,11 @@ def load_recording(psg_path: str | os.PathLike, hypnogram: Hypnogram | str | os.
   """
   psg_path = os.fspath(psg_path)
   header = edf_lib.validate_edf(psg_path)
-  if header.reserved.startswith("EDF+D"):
-    # Data records of EDF+D are not contiguous in time: a 30-s grid over the samples would
-    # silently misalign the hypnogram.
-    raise EDFHeaderError(psg_path, "discontinuous EDF+D recording: data records have time "
-                         "gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
+  if header.is_discontinuous:
+    # Data records of EDF+D / BDF+D are not contiguous in time: a 30-s grid over the samples
+    # would silently misalign the hypnogram.
+    raise EDFHeaderError(psg_path, f"discontinuous {header.format} recording: data records have "
+                         "time gaps, so 30-s epochs cannot be placed on the hypnogram timeline")
   if not isinstance(hypnogram, Hypnogram):
     hkw = dict(hypnogram_kwargs or {})
     fmt = hkw.pop("format", None)
