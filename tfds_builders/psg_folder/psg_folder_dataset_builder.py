@@ -169,10 +169,7 @@ def untyped_labels(labels, montage) -> list[str]:
   """File labels neither in the montage (resolved) nor typed by the channel alias table."""
   from sleepjax.data import channels as channels_lib
 
-  if hasattr(channels_lib, "untyped_labels"):
-    rest = channels_lib.untyped_labels(labels)
-  else:
-    rest = [lab for lab in labels if channels_lib.channel_modality(lab) is None]
+  rest = channels_lib.untyped_labels(labels)  # not typed, and not a known non-PSG channel
   used = set(montage.resolve(labels).values())
   return sorted({lab for lab in rest if lab not in used and lab.strip()})
 
