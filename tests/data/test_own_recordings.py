@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import pytest
+import tensorflow_datasets as tfds
 
 from sleepjax.data import pipeline
 from sleepjax.data import sample_data
@@ -105,3 +106,27 @@ def test_the_truncated_recording_is_reported_and_skipped(clinic):
   assert len(got["failures"]) == 1 and "PSG_0004_N1.edf: truncated" in got["failures"][0]
   assert "PSG_0004_N1" not in got["stages"]
   assert '"n_failed": 1' in stdout  # the CLI's build report says so too
+
+
+def test_a_folder_of_bdf_recordings(tmp_path):
+  """BDF (24-bit) PSGs go through the same spec and build (files written by make_bdf_files.py)."""
+  from tests.data import make_bdf_files  # pylint: disable=g-import-not-at-top
+  from tfds_builders.psg_folder import psg_folder_dataset_builder as psg_folder
+
+  manual = tmp_path / "manual"
+  manual.mkdir()
+  for k in range(2):
+    make_bdf_files.write_bdf(manual / f"night_{k}.bdf", make_bdf_files.example_signals(120, seed=k),
+                             n_records=120)
+    (manual / f"night_{k}.csv").write_text("stage\nW\nN1\nN2\nN2\n")
+  spec = {"name": "bdf_clinic", "recordings": "*.bdf", "hypnogram": "{stem}.csv",
+          "hypnogram_format": "csv", "subject": r"night_(\d)", "sfreq": 64,
+          "montage": {"eeg": [["C4-M1", "C4:M1"]], "eog": [["E1-M2"]], "emg": [["Chin", "Chin1-Chin2"]],
+                      "ecg": [["ECG", "ECG II"]]}}
+  builder = psg_folder.builder(spec, tmp_path / "tfds")
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual))
+  report = builder.info.metadata["build_report"]
+  assert sum(rep["n_kept"] for rep in report.values()) == 8
+  assert all(rep["n_failed"] == 0 for rep in report.values())
+  ex = builder.as_data_source(split=next(iter(builder.info.splits)))[0]
+  assert ex["signals"]["eeg"].shape == (1, 30 * 64) and ex["channel_mask"]["ecg"].all()
