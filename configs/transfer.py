@@ -77,6 +77,7 @@ def get_config(arg: str | None = None):
   # Real data: the user's copy (the project distributes none of these recordings).
   c.data.manual_dir_required = True
   if variant == "eegmmidb":
+    c.baselines = ("band_power", "csp_lda")
     c.ablation.enabled = True
     c.ablation.sizes = (1, 2, 4, 8, 16, 32, 48, 64)
   elif variant == "eegmmidb_eyes":
@@ -86,6 +87,7 @@ def get_config(arg: str | None = None):
     c.data.name = "bonn_eeg"
     c.data.builder_config = "seizure" if variant == "bonn_seizure" else "five_class"
     c.data.sfreq = 173.61  # Hz (Andrzejak et al. 2001); resampled with a ratio approximated to 1e-4.
+    c.baselines = ("band_power",)
   elif variant == "mitdb":
     c.data.builder_module = "tfds_builders.mitdb"
     c.data.name = "mitdb"
@@ -93,6 +95,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "context"
     c.data.modality = "ecg"
     c.data.sfreq = 360.0
+    c.baselines = ("ecg_beat",)  # The annotated beat sits at the window centre.
     c.data.max_train_examples = 20000  # Of ~41k training beats; N dominates (90%).
     c.data.max_eval_examples = 20000
     c.class_weighting = "balanced"  # Unweighted, short runs predict N for every beat.
@@ -103,6 +106,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "first_30s"
     c.data.modality = "ecg"
     c.data.sfreq = 300.0
+    c.baselines = ("ecg_rhythm",)
     c.class_weighting = "balanced"  # Of the 8528 records: normal 59%, other 29%, AF 9%, noisy 3%.
   elif variant in ("ptbxl", "ptbxl_tiny"):
     # Multilabel: the builder's `labels` (6,) 0/1 vector makes the trainer use a sigmoid head + BCE.
@@ -111,6 +115,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "500hz"  # Native records500; resampled to the encoder's 128 Hz.
     c.data.modality = "ecg"
     c.data.sfreq = 500.0
+    c.baselines = ("ecg_rhythm",)  # Multilabel: one logistic regression per label.
     # The builder stores no lead positions (NaN): a channel encoding would see zeros only.
     c.channel_encodings = (False,)
     c.ablation.enabled = True  # 12 leads: k = 1..12, evaluate-only.
@@ -123,6 +128,7 @@ def get_config(arg: str | None = None):
   elif variant == "tiny":
     # The eegmmidb builder's dummy EDFs: S001 (train), S005 (validation), S006 (test), 2 windows each.
     c.name = "eegmmidb_tiny"
+    c.baselines = ("band_power", "csp_lda")
     _ci_sized(c, "eegmmidb", window_s=4.0)
     c.seeds = (0, 1)
     c.channel_encodings = (True,)

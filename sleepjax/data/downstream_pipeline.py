@@ -86,7 +86,8 @@ def target_length(n_times: int, sfreq: float, target_sfreq: float, patch_size: i
   return max(patch_size, (n // patch_size) * patch_size)
 
 
-def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: int, modality: str) -> np.ndarray:
+def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: int, modality: str,
+               scale: bool = True) -> np.ndarray:
   """Resamples, crops/pads to whole patches and scales a batch of windows.
 
   Args:
@@ -95,6 +96,7 @@ def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: 
     target_sfreq: the encoder's rate in Hz (128).
     patch_size: encoder patch size P in samples at `target_sfreq`.
     modality: "eeg" or "ecg" (see `scale_signals`).
+    scale: False leaves the amplitudes in uV (the classic baselines, `sleepjax.evaluation.baselines`).
 
   Returns:
     (N, C, T') float32 with T' = `target_length(T, ...)`, a multiple of P. Cropping keeps the start
@@ -114,12 +116,14 @@ def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: 
     x = x[..., :n]
   else:
     x = np.pad(x, ((0, 0), (0, 0), (0, n - x.shape[-1])))
+  if not scale:
+    return x
   return scale_signals(x, modality)
 
 
 def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: float, target_sfreq: float,
                patch_size: int, max_examples: int | None = None, seed: int = 0,
-               name: str = "downstream split", chunk: int = 256) -> dict[str, np.ndarray]:
+               name: str = "downstream split", chunk: int = 256, scale: bool = True) -> dict[str, np.ndarray]:
   """Reads a downstream split into memory, preprocessed for the encoder.
 
   Args:
@@ -132,6 +136,7 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
     seed: seed of that subset.
     name: used in error messages (dataset/config/split).
     chunk: examples resampled at once (bounds peak memory).
+    scale: False keeps the signals in uV (see `preprocess`).
 
   Returns:
     {"signals": (N, C, T') float32, "mask": (N, C) bool (all True: the montage is fixed),
@@ -162,7 +167,7 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
       positions.append(np.asarray(ex["positions"][modality], np.float32))
       subjects.append(pipeline.as_str(ex["subject_id"]))
     signals.append(preprocess(np.stack(raw), sfreq=sfreq, target_sfreq=target_sfreq, patch_size=patch_size,
-                              modality=modality))
+                              modality=modality, scale=scale))
   x = np.concatenate(signals)
   pos = np.stack(positions)
   kinds = {np.ndim(y) for y in labels}

@@ -32,6 +32,7 @@ from sleepjax import models as models_lib
 from sleepjax import optim
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
+from sleepjax.evaluation import baselines as baselines_lib
 from sleepjax.evaluation import evaluators
 from sleepjax.evaluation import metrics as metrics_lib
 from sleepjax.evaluation import plots
@@ -97,6 +98,10 @@ def default_config() -> ml_collections.ConfigDict:
 
   # AdamW 1e-4 (the transfer paper).
   c.optimizer = config_lib.optimizer(name="adamw", learning_rate=1e-4, weight_decay=1e-4, grad_clip_norm=1.0)
+  # The frozen strategy trains the head only; None: optimizer.learning_rate. A probe head at the
+  # fine-tuning rate of 1e-4 barely leaves its init in a few hundred steps (docs/transfer.md).
+  c.head_learning_rate = config_lib.placeholder(float)
+  c.head_learning_rate = 1e-3
   c.label_smoothing = 0.1
   # "balanced": cross-entropy weighted by n / (K n_c) from the training labels (sklearn's
   # "balanced"), in training and in the validation loss of early stopping; for skewed tasks.
@@ -108,6 +113,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_every = 50
   c.log_every = 50
   c.patience = 5  # Evaluations without a lower validation loss before stopping.
+
+  # Classic feature baselines (sleepjax.evaluation.baselines.BASELINES) fitted on the same splits and
+  # scored with the same metrics: a "baseline:<name>" row in results.*; () for none.
+  c.baselines = ("band_power",)
 
   c.ablation = ml_collections.ConfigDict()
   c.ablation.enabled = False
@@ -138,6 +147,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
   if config.ablation.enabled:
     config_lib.check_positive(config, ("ablation.draws",))
+  if tuple(config.baselines):
+    config_lib.check_subset("baselines", config.baselines, baselines_lib.BASELINES)
+  if config.get("head_learning_rate") is not None and not config.head_learning_rate > 0:
+    raise config_lib.ConfigError(f"config.head_learning_rate must be > 0 or None, got {config.head_learning_rate}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,6 +276,9 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   # set_to_zero (not a zero learning rate), so that AdamW's decoupled weight decay cannot move
   # the frozen weights either.
   opt = config_lib.optimizer_config(config.optimizer, config.steps).replace(frozen=("encoder",) if frozen else ())
+  if frozen and config.get("head_learning_rate") is not None:
+    # The encoder's updates are set_to_zero, so the optimiser's rate is the head's rate alone.
+    opt = opt.replace(learning_rate=float(config.head_learning_rate))
   graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed + 2))
   return FinetuneTask(graphdef, opt, frozen, float(config.label_smoothing), bool(multilabel), weights), state
 
@@ -378,13 +394,14 @@ def _split_off_subjects(arrays: Mapping[str, np.ndarray], fraction: float, seed:
   return ({k: v[~is_held] for k, v in arrays.items()}, {k: v[is_held] for k, v in arrays.items()})
 
 
-def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig,
+def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig | None,
               sources: Mapping[str, Any] | None = None) -> tuple[dict[str, dict], list[str]]:
   """Reads train/validation/test into memory, preprocessed for `enc_config` (rate, patch size).
 
   Args:
     config: `config.data` names the builder, its splits, the dataset rate `sfreq` and `modality`.
-    enc_config: the encoder (its `sfreq` and `patch_size`).
+    enc_config: the encoder (its `sfreq` and `patch_size`); None: the raw windows, in uV at the
+      dataset's rate (the classic baselines), with the same examples and splits.
     sources: optional {"train", "validation", "test": random-access examples} (tests); with it,
       `config.data.class_names` gives the class (or label) names.
 
@@ -421,10 +438,11 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
   caps = {"train": d.get("max_train_examples"), "validation": d.get("max_eval_examples"),
           "test": d.get("max_eval_examples")}
   out = {}
+  rate, patch = (d.sfreq, 1) if enc_config is None else (enc_config.sfreq, enc_config.patch_size)
   for role, source in sources.items():
-    out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=enc_config.sfreq,
-                                 patch_size=enc_config.patch_size, max_examples=caps[role], seed=config.data_seed,
-                                 name=f"{d.name}/{d.builder_config}[{names[role]}]")
+    out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=rate,
+                                 patch_size=patch, max_examples=caps[role], seed=config.data_seed,
+                                 name=f"{d.name}/{d.builder_config}[{names[role]}]", scale=enc_config is not None)
   shapes = {role: a["label"].shape[1:] for role, a in out.items()}
   if len(set(shapes.values())) > 1:
     raise errors.RecordingError(f"{d.name}/{d.builder_config}",
@@ -524,6 +542,47 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
           "final_model": state_lib.model_from_state(task.graphdef, result.state),
           "best_step": result.best_step, "steps": result.steps, "best_val_loss": result.best_metric,
           "logits": test["logits"], "thresholds": thresholds}
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic baselines.
+# ----------------------------------------------------------------------------------------------
+
+
+def run_baselines(config: ml_collections.ConfigDict, *, sources=None) -> list[dict[str, Any]]:
+  """Fits `config.baselines` on the training split and scores the test split like the networks.
+
+  The windows are the same examples and splits as the networks' (`load_data` with the same
+  `data_seed` subsets and validation hold-out), unscaled, in uV at the dataset's rate.
+
+  Returns:
+    One table row per baseline: strategy "baseline:<name>", channel_encoding False, n_seeds 1,
+    the test metrics of `evaluators.logits_metrics` (std NaN: the fits are deterministic), and
+    `encoder` describing the features and classifier.
+  """
+  names = tuple(config.baselines)
+  if not names:
+    return []
+  data, class_names = load_data(config, None, sources)
+  multilabel = dpipe.is_multilabel(data["train"])
+  scores = baselines_lib.run(names, data, config.data.sfreq, class_names, evaluators.logits_metrics,
+                             evaluators.validation_thresholds, seed=int(config.seeds[0]))
+  rows = []
+  for name, metrics in scores.items():
+    row = {"task": config.name, "task_type": "multilabel" if multilabel else "single_label",
+           "strategy": f"baseline:{name}", "channel_encoding": False, "n_seeds": 1}
+    if multilabel:
+      row.update({k: NOT_APPLICABLE for k in SINGLE_LABEL_ONLY})
+    for key, value in metrics.items():
+      if key.startswith("threshold/"):
+        continue
+      row[key] = value
+      row[f"{key}_std"] = float("nan")
+    row.update({"steps": float("nan"), "encoder": baselines_lib.DESCRIPTIONS[name], "pretrained_model": "",
+                "pretrained_step": None, "pretraining_data": "", "pretrained_group": ""})
+    logging.info("baseline %s test %s", name, metrics)
+    rows.append(row)
+  return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -676,8 +735,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
       print(f"Skipping strategies {skipped}: config.pretrained_workdir is None (pretrain first, e.g. "
             "python -m sleepjax.main --config=configs/pretrain.py --workdir=W, then "
             "--config.pretrained_workdir=W)", flush=True)
-  rows, runs = [], []
-  multilabel = False
+  rows = run_baselines(config, sources=sources)
+  runs = []
+  multilabel = bool(rows) and rows[0]["task_type"] == "multilabel"
   data_cache: dict[tuple, Any] = {}
   ablation_run = None
   with writer_lib.MetricWriter(workdir_path, tensorboard=config.tensorboard) as writer:
