@@ -84,6 +84,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.max_train_examples = config_lib.placeholder(int)
   c.data.max_eval_examples = config_lib.placeholder(int)
   c.data.class_names = ()  # Only for in-memory sources (tests); builders name their classes.
+  # () or (low, high) Hz: band-pass the network's input before resampling and clipping (unfiltered
+  # wake EEG: docs/transfer.md "EEGMMIDB diagnosis"). The baselines filter for themselves.
+  c.data.bandpass_hz = ()
   c.data_seed = 0
 
   c.model = ml_collections.ConfigDict()
@@ -442,7 +445,8 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
   for role, source in sources.items():
     out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=rate,
                                  patch_size=patch, max_examples=caps[role], seed=config.data_seed,
-                                 name=f"{d.name}/{d.builder_config}[{names[role]}]", scale=enc_config is not None)
+                                 name=f"{d.name}/{d.builder_config}[{names[role]}]", scale=enc_config is not None,
+                                 bandpass_hz=tuple(d.get("bandpass_hz") or ()) if enc_config is not None else ())
   shapes = {role: a["label"].shape[1:] for role, a in out.items()}
   if len(set(shapes.values())) > 1:
     raise errors.RecordingError(f"{d.name}/{d.builder_config}",
@@ -689,6 +693,7 @@ def model_metadata(config, enc: encoder_lib.EncoderConfig, run: Mapping[str, Any
           # The input of the model is `preprocess(x, **arguments)` of the dataset's windows (uV).
           "preprocessing": {"function": "sleepjax.data.downstream_pipeline.preprocess",
                             "arguments": {"modality": d.modality, "sfreq": float(d.sfreq),
+                                          "bandpass_hz": [float(f) for f in (d.get("bandpass_hz") or ())],
                                           "target_sfreq": float(enc.sfreq), "patch_size": int(enc.patch_size)}},
           "multilabel": bool(run["task"].multilabel),
           "thresholds": None if run["thresholds"] is None else [float(t) for t in run["thresholds"]],

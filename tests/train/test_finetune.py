@@ -102,6 +102,21 @@ def test_preprocess_resamples_160_to_128_hz_keeping_the_frequency():
   assert abs(np.max(np.abs(y[0, 0, 64:-64])) - 1.0) < 0.05
 
 
+def test_bandpass_removes_offset_and_drift_before_the_50_uv_clip():
+  sfreq = 160.0
+  t = np.arange(640) / sfreq
+  alpha = 20.0 * np.sin(2 * np.pi * 10.0 * t)
+  x = (300.0 + 80.0 * np.sin(2 * np.pi * 0.1 * t) + alpha)[None, None].astype(np.float32)  # uV
+  plain = dpipe.preprocess(x, sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg")
+  assert np.all(plain == 5.0)  # The offset alone saturates the paper's clip: nothing of the alpha survives.
+  y = dpipe.preprocess(x, sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg", bandpass_hz=(1.0, 40.0))
+  ref = dpipe.preprocess(alpha[None, None], sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg")
+  inner = slice(64, -64)  # Away from the filter's edge transients.
+  np.testing.assert_allclose(y[..., inner], ref[..., inner], atol=0.25)  # 2.5 uV of a 20-uV alpha, 300-uV offset.
+  with pytest.raises(ValueError, match="band-pass edges"):
+    dpipe.bandpass(x, sfreq, (40.0, 1.0))
+
+
 def test_preprocess_pads_a_short_window_to_one_patch_and_bonn_ratio():
   # MIT-BIH `beat` windows (252 samples at 360 Hz) are shorter than one 1-s patch at 128 Hz.
   y = dpipe.preprocess(np.ones((2, 2, 252), np.float32) * 500, sfreq=360.0, target_sfreq=128.0, patch_size=128,
