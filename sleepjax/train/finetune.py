@@ -120,6 +120,9 @@ def default_config() -> ml_collections.ConfigDict:
   # Classic feature baselines (sleepjax.evaluation.baselines.BASELINES) fitted on the same splits and
   # scored with the same metrics: a "baseline:<name>" row in results.*; () for none.
   c.baselines = ("band_power",)
+  # With a pretrained encoder: also a "linear_probe" row, a standardised logistic regression on its
+  # frozen mean-pooled embeddings (a closed-form probe that needs no learning rate).
+  c.linear_probe = True
 
   c.ablation = ml_collections.ConfigDict()
   c.ablation.enabled = False
@@ -589,6 +592,48 @@ def run_baselines(config: ml_collections.ConfigDict, *, sources=None) -> list[di
   return rows
 
 
+def embed(encoder, arrays: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
+  """(N, E) float32 mean-pooled token embeddings of an encoder in inference mode (jitted once)."""
+  graphdef, state = nnx.split(encoder)
+
+  @jax.jit
+  def forward(state, x, mask, positions):
+    tokens, _ = nnx.merge(graphdef, state)(x, mask, positions, train=False)  # (B, S, E)
+    return jnp.mean(tokens, axis=1)
+
+  out = []
+  for batch in dpipe.batches(arrays, batch_size, shuffle=False):
+    e = forward(state, batch["signals"], batch["mask"], batch["positions"])
+    out.append(np.asarray(e)[batch["valid"]])
+  return np.concatenate(out).astype(np.float32)
+
+
+def linear_probe(config: ml_collections.ConfigDict, data, class_names, pretrained: Pretrained,
+                 enc_config: encoder_lib.EncoderConfig) -> dict[str, float]:
+  """Standardised logistic regression (class-balanced) on the frozen pretrained encoder's embeddings.
+
+  The encoder is the one the `frozen` strategy starts from (channel encoding as `enc_config`).
+
+  Returns:
+    Test metrics (`evaluators.logits_metrics`, log-probabilities as logits; multilabel: one
+    regression per label, thresholds chosen on validation).
+  """
+  from sklearn import linear_model, pipeline, preprocessing  # pylint: disable=g-import-not-at-top
+  model = transfer.TransferModel(enc_config, len(class_names), **head_config(config), rngs=nnx.Rngs(0))
+  load_encoder_into(model, pretrained)
+  z = {split: embed(model.encoder, data[split], config.eval_batch_size) for split in ("train", "validation", "test")}
+  y = data["train"]["label"]
+  make = lambda: pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(
+      C=0.1, class_weight="balanced", max_iter=2000))
+  if dpipe.is_multilabel(data["train"]):
+    logits = baselines_lib._fit_multilabel(z["train"], y, {"validation": z["validation"], "test": z["test"]}, 0)  # pylint: disable=protected-access
+    thresholds = evaluators.validation_thresholds(data["validation"]["label"], logits["validation"])
+    return evaluators.logits_metrics(data["test"]["label"], logits["test"], class_names, thresholds)
+  clf = make().fit(z["train"], y)
+  logits = baselines_lib._log_proba(clf, z["test"], len(class_names))  # pylint: disable=protected-access
+  return evaluators.logits_metrics(data["test"]["label"], logits, class_names)
+
+
 # ----------------------------------------------------------------------------------------------
 # Channel ablation.
 # ----------------------------------------------------------------------------------------------
@@ -799,6 +844,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
         row["pretraining_data"] = pre.data if pre else ""
         row["pretrained_group"] = pre.group if pre else ""
         rows.append(row)
+        if strategy == "frozen" and config.linear_probe:
+          probe = linear_probe(config, data, class_names, pre, enc)
+          probe_row = {**{k: v for k, v in row.items() if k in ("task", "task_type", "channel_encoding")},
+                       "strategy": "linear_probe", "n_seeds": 1}
+          if multilabel:
+            probe_row.update({k: NOT_APPLICABLE for k in SINGLE_LABEL_ONLY})
+          for key, value in probe.items():
+            if not key.startswith("threshold/"):
+              probe_row[key], probe_row[f"{key}_std"] = value, float("nan")
+          probe_row.update({"steps": float("nan"), "encoder": row["encoder"] + " (frozen) + logistic regression",
+                            **{k: row[k] for k in ("pretrained_model", "pretrained_step", "pretraining_data",
+                                                   "pretrained_group")}})
+          rows.append(probe_row)
   paths = report_lib.write_results(workdir_path, "results", rows, columns=_table_columns(rows, multilabel))
   report_lib.write_results(workdir_path, "runs", runs)
   if skipped:
