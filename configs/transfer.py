@@ -34,6 +34,10 @@ with it None they are skipped with a message. A pretrained encoder brings its ow
 pretrained_workdir is given (`config.model.scratch_matches_pretrained`), else
 `config.model.encoder` (the transfer paper's: 1-s patches at 128 Hz, 3 layers).
 
+Every table starts with classic baselines on the same splits (`config.baselines`, per variant:
+band power + logistic regression and CSP + LDA for EEG, RR + morphology + gradient boosting for ECG;
+sleepjax.evaluation.baselines).
+
 Every field: `sleepjax.train.finetune.default_config`.
 """
 
