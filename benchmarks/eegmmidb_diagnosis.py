@@ -74,7 +74,10 @@ def check_train(args) -> None:
     c.data.bandpass_hz = tuple(float(f) for f in band.split("-")) if band else ()
     c.class_weighting = weighting
     c.optimizer.learning_rate = float(lr)
-    c.steps, c.eval_every, c.log_every, c.patience = args.steps, max(args.steps // 10, 1), max(args.steps // 20, 1), 10**6
+    # Early stopping off (patience never reached); evaluations every 50 steps (100 from 1000 steps).
+    c.steps, c.patience = args.steps, 10**6
+    c.eval_every = max(50, args.steps // 10)
+    c.log_every = c.eval_every // 2
     pre = finetune.load_pretrained(c, "eeg") if c.pretrained_workdir else None
     enc = finetune.encoder_config_for(c, ce == "1", pre)
     data, names = finetune.load_data(c, enc)
