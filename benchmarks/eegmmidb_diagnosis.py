@@ -107,7 +107,7 @@ def main(argv=None) -> None:
   parser.add_argument("--pretrained_workdir", default=None)
   parser.add_argument("--steps", type=int, default=300)
   parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args(argv)
+  args = parser.parse_intermixed_args(argv)  # Specs may follow the options.
   (check_input if args.check == "input" else check_train)(args)
 
 
