@@ -34,6 +34,10 @@ with it None they are skipped with a message. A pretrained encoder brings its ow
 pretrained_workdir is given (`config.model.scratch_matches_pretrained`), else
 `config.model.encoder` (the transfer paper's: 1-s patches at 128 Hz, 3 layers).
 
+Every table starts with classic baselines on the same splits (`config.baselines`, per variant:
+band power + logistic regression and CSP + LDA for EEG, RR + morphology + gradient boosting for ECG;
+sleepjax.evaluation.baselines).
+
 Every field: `sleepjax.train.finetune.default_config`.
 """
 
@@ -77,6 +81,11 @@ def get_config(arg: str | None = None):
   # Real data: the user's copy (the project distributes none of these recordings).
   c.data.manual_dir_required = True
   if variant == "eegmmidb":
+    c.baselines = ("band_power", "csp_lda")
+    # The runs are unfiltered: DC offsets up to 300 uV and drifts put 31% of the samples beyond the
+    # +-50 uV clip; 1-40 Hz leaves 11% (docs/transfer.md "EEGMMIDB diagnosis").
+    c.data.bandpass_hz = (1.0, 40.0)
+    c.class_weighting = "balanced"  # Rest is half of the windows (15 T0 vs 15 T1 + T2 per run).
     c.ablation.enabled = True
     c.ablation.sizes = (1, 2, 4, 8, 16, 32, 48, 64)
   elif variant == "eegmmidb_eyes":
@@ -86,6 +95,7 @@ def get_config(arg: str | None = None):
     c.data.name = "bonn_eeg"
     c.data.builder_config = "seizure" if variant == "bonn_seizure" else "five_class"
     c.data.sfreq = 173.61  # Hz (Andrzejak et al. 2001); resampled with a ratio approximated to 1e-4.
+    c.baselines = ("band_power",)
   elif variant == "mitdb":
     c.data.builder_module = "tfds_builders.mitdb"
     c.data.name = "mitdb"
@@ -93,6 +103,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "context"
     c.data.modality = "ecg"
     c.data.sfreq = 360.0
+    c.baselines = ("ecg_beat",)  # The annotated beat sits at the window centre.
     c.data.max_train_examples = 20000  # Of ~41k training beats; N dominates (90%).
     c.data.max_eval_examples = 20000
     c.class_weighting = "balanced"  # Unweighted, short runs predict N for every beat.
@@ -103,6 +114,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "first_30s"
     c.data.modality = "ecg"
     c.data.sfreq = 300.0
+    c.baselines = ("ecg_rhythm",)
     c.class_weighting = "balanced"  # Of the 8528 records: normal 59%, other 29%, AF 9%, noisy 3%.
   elif variant in ("ptbxl", "ptbxl_tiny"):
     # Multilabel: the builder's `labels` (6,) 0/1 vector makes the trainer use a sigmoid head + BCE.
@@ -111,6 +123,7 @@ def get_config(arg: str | None = None):
     c.data.builder_config = "500hz"  # Native records500; resampled to the encoder's 128 Hz.
     c.data.modality = "ecg"
     c.data.sfreq = 500.0
+    c.baselines = ("ecg_rhythm",)  # Multilabel: one logistic regression per label.
     # The builder stores no lead positions (NaN): a channel encoding would see zeros only.
     c.channel_encodings = (False,)
     c.ablation.enabled = True  # 12 leads: k = 1..12, evaluate-only.
@@ -123,6 +136,7 @@ def get_config(arg: str | None = None):
   elif variant == "tiny":
     # The eegmmidb builder's dummy EDFs: S001 (train), S005 (validation), S006 (test), 2 windows each.
     c.name = "eegmmidb_tiny"
+    c.baselines = ("band_power", "csp_lda")
     _ci_sized(c, "eegmmidb", window_s=4.0)
     c.seeds = (0, 1)
     c.channel_encodings = (True,)

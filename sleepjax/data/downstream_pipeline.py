@@ -7,6 +7,7 @@ The transfer datasets (tfds_builders/{eegmmidb,bonn_eeg,mitdb,cinc2017}, docs/ar
 (L,) int32 0/1 vector, instead of `label`; its arrays then carry a 2-D `label` (N, L). This module
 turns a split into in-memory arrays the fine-tuning trainer batches:
 
+0. optionally (`bandpass_hz`, the `eegmmidb` variant) detrend and band-pass at the dataset's rate;
 1. resample to the encoder's rate (128 Hz in the transfer paper) with `scipy.signal.resample_poly`
    (polyphase FIR low-pass, so no aliasing);
 2. crop or zero-pad to a whole number of encoder patches (the encoder needs T = S * P);
@@ -86,7 +87,32 @@ def target_length(n_times: int, sfreq: float, target_sfreq: float, patch_size: i
   return max(patch_size, (n // patch_size) * patch_size)
 
 
-def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: int, modality: str) -> np.ndarray:
+def bandpass(x: np.ndarray, sfreq: float, band_hz: Sequence[float]) -> np.ndarray:
+  """Zero-phase 4th-order Butterworth band-pass (`scipy.signal.sosfiltfilt`) after a linear detrend.
+
+  Unfiltered wake EEG (EEGMMIDB: DC offsets up to 300 uV and slow drifts) would otherwise be
+  clipped by the +-50 uV scaling on a third of its samples (docs/transfer.md, "EEGMMIDB diagnosis").
+
+  Args:
+    x: (..., T) float signals at `sfreq` Hz.
+    band_hz: (low, high) edges in Hz; high is capped at 0.45 sfreq.
+
+  Returns:
+    float32 array of the same shape and unit.
+
+  Raises:
+    ValueError: band_hz is not two increasing positive edges.
+  """
+  lo, hi = (float(f) for f in band_hz)
+  hi = min(hi, 0.45 * sfreq)
+  if not 0 < lo < hi:
+    raise ValueError(f"band-pass edges must satisfy 0 < low < high (< 0.45 sfreq), got {tuple(band_hz)} at {sfreq} Hz")
+  sos = scipy.signal.butter(4, (lo, hi), btype="bandpass", fs=sfreq, output="sos")
+  return scipy.signal.sosfiltfilt(sos, scipy.signal.detrend(x, axis=-1), axis=-1).astype(np.float32)
+
+
+def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: int, modality: str,
+               scale: bool = True, bandpass_hz: Sequence[float] = ()) -> np.ndarray:
   """Resamples, crops/pads to whole patches and scales a batch of windows.
 
   Args:
@@ -95,6 +121,8 @@ def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: 
     target_sfreq: the encoder's rate in Hz (128).
     patch_size: encoder patch size P in samples at `target_sfreq`.
     modality: "eeg" or "ecg" (see `scale_signals`).
+    scale: False leaves the amplitudes in uV (the classic baselines, `sleepjax.evaluation.baselines`).
+    bandpass_hz: () or (low, high) Hz: `bandpass` first, at `sfreq` (before resampling and clipping).
 
   Returns:
     (N, C, T') float32 with T' = `target_length(T, ...)`, a multiple of P. Cropping keeps the start
@@ -106,6 +134,8 @@ def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: 
   x = np.asarray(x, np.float32)
   if x.ndim != 3:
     raise ValueError(f"signals must be (N, C, T), got shape {x.shape}")
+  if len(bandpass_hz):
+    x = bandpass(x, sfreq, bandpass_hz)
   up, down = resample_ratio(sfreq, target_sfreq)
   if (up, down) != (1, 1):
     x = scipy.signal.resample_poly(x, up, down, axis=-1).astype(np.float32)
@@ -114,12 +144,15 @@ def preprocess(x: np.ndarray, *, sfreq: float, target_sfreq: float, patch_size: 
     x = x[..., :n]
   else:
     x = np.pad(x, ((0, 0), (0, 0), (0, n - x.shape[-1])))
+  if not scale:
+    return x
   return scale_signals(x, modality)
 
 
 def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: float, target_sfreq: float,
                patch_size: int, max_examples: int | None = None, seed: int = 0,
-               name: str = "downstream split", chunk: int = 256) -> dict[str, np.ndarray]:
+               name: str = "downstream split", chunk: int = 256, scale: bool = True,
+               bandpass_hz: Sequence[float] = ()) -> dict[str, np.ndarray]:
   """Reads a downstream split into memory, preprocessed for the encoder.
 
   Args:
@@ -132,6 +165,8 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
     seed: seed of that subset.
     name: used in error messages (dataset/config/split).
     chunk: examples resampled at once (bounds peak memory).
+    scale: False keeps the signals in uV (see `preprocess`).
+    bandpass_hz: () or (low, high) Hz band-pass before resampling (see `preprocess`).
 
   Returns:
     {"signals": (N, C, T') float32, "mask": (N, C) bool (all True: the montage is fixed),
@@ -162,7 +197,7 @@ def load_split(source: Sequence[Mapping[str, Any]], *, modality: str, sfreq: flo
       positions.append(np.asarray(ex["positions"][modality], np.float32))
       subjects.append(pipeline.as_str(ex["subject_id"]))
     signals.append(preprocess(np.stack(raw), sfreq=sfreq, target_sfreq=target_sfreq, patch_size=patch_size,
-                              modality=modality))
+                              modality=modality, scale=scale, bandpass_hz=bandpass_hz))
   x = np.concatenate(signals)
   pos = np.stack(positions)
   kinds = {np.ndim(y) for y in labels}

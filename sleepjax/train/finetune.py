@@ -32,6 +32,7 @@ from sleepjax import models as models_lib
 from sleepjax import optim
 from sleepjax.data import downstream_pipeline as dpipe
 from sleepjax.data import errors
+from sleepjax.evaluation import baselines as baselines_lib
 from sleepjax.evaluation import evaluators
 from sleepjax.evaluation import metrics as metrics_lib
 from sleepjax.evaluation import plots
@@ -83,6 +84,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.max_train_examples = config_lib.placeholder(int)
   c.data.max_eval_examples = config_lib.placeholder(int)
   c.data.class_names = ()  # Only for in-memory sources (tests); builders name their classes.
+  # () or (low, high) Hz: band-pass the network's input before resampling and clipping (unfiltered
+  # wake EEG: docs/transfer.md "EEGMMIDB diagnosis"). The baselines filter for themselves.
+  c.data.bandpass_hz = ()
   c.data_seed = 0
 
   c.model = ml_collections.ConfigDict()
@@ -97,6 +101,10 @@ def default_config() -> ml_collections.ConfigDict:
 
   # AdamW 1e-4 (the transfer paper).
   c.optimizer = config_lib.optimizer(name="adamw", learning_rate=1e-4, weight_decay=1e-4, grad_clip_norm=1.0)
+  # The frozen strategy trains the head only; None: optimizer.learning_rate. A probe head at the
+  # fine-tuning rate of 1e-4 barely leaves its init in a few hundred steps (docs/transfer.md).
+  c.head_learning_rate = config_lib.placeholder(float)
+  c.head_learning_rate = 1e-3
   c.label_smoothing = 0.1
   # "balanced": cross-entropy weighted by n / (K n_c) from the training labels (sklearn's
   # "balanced"), in training and in the validation loss of early stopping; for skewed tasks.
@@ -108,6 +116,13 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_every = 50
   c.log_every = 50
   c.patience = 5  # Evaluations without a lower validation loss before stopping.
+
+  # Classic feature baselines (sleepjax.evaluation.baselines.BASELINES) fitted on the same splits and
+  # scored with the same metrics: a "baseline:<name>" row in results.*; () for none.
+  c.baselines = ("band_power",)
+  # With a pretrained encoder: also a "linear_probe" row, a standardised logistic regression on its
+  # frozen mean-pooled embeddings (a closed-form probe that needs no learning rate).
+  c.linear_probe = True
 
   c.ablation = ml_collections.ConfigDict()
   c.ablation.enabled = False
@@ -138,6 +153,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise config_lib.ConfigError(f"config.label_smoothing must be in [0, 1), got {config.label_smoothing}")
   if config.ablation.enabled:
     config_lib.check_positive(config, ("ablation.draws",))
+  if tuple(config.baselines):
+    config_lib.check_subset("baselines", config.baselines, baselines_lib.BASELINES)
+  if config.get("head_learning_rate") is not None and not config.head_learning_rate > 0:
+    raise config_lib.ConfigError(f"config.head_learning_rate must be > 0 or None, got {config.head_learning_rate}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,6 +282,9 @@ def init_state(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encode
   # set_to_zero (not a zero learning rate), so that AdamW's decoupled weight decay cannot move
   # the frozen weights either.
   opt = config_lib.optimizer_config(config.optimizer, config.steps).replace(frozen=("encoder",) if frozen else ())
+  if frozen and config.get("head_learning_rate") is not None:
+    # The encoder's updates are set_to_zero, so the optimiser's rate is the head's rate alone.
+    opt = opt.replace(learning_rate=float(config.head_learning_rate))
   graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed + 2))
   return FinetuneTask(graphdef, opt, frozen, float(config.label_smoothing), bool(multilabel), weights), state
 
@@ -378,13 +400,14 @@ def _split_off_subjects(arrays: Mapping[str, np.ndarray], fraction: float, seed:
   return ({k: v[~is_held] for k, v in arrays.items()}, {k: v[is_held] for k, v in arrays.items()})
 
 
-def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig,
+def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.EncoderConfig | None,
               sources: Mapping[str, Any] | None = None) -> tuple[dict[str, dict], list[str]]:
   """Reads train/validation/test into memory, preprocessed for `enc_config` (rate, patch size).
 
   Args:
     config: `config.data` names the builder, its splits, the dataset rate `sfreq` and `modality`.
-    enc_config: the encoder (its `sfreq` and `patch_size`).
+    enc_config: the encoder (its `sfreq` and `patch_size`); None: the raw windows, in uV at the
+      dataset's rate (the classic baselines), with the same examples and splits.
     sources: optional {"train", "validation", "test": random-access examples} (tests); with it,
       `config.data.class_names` gives the class (or label) names.
 
@@ -421,10 +444,12 @@ def load_data(config: ml_collections.ConfigDict, enc_config: encoder_lib.Encoder
   caps = {"train": d.get("max_train_examples"), "validation": d.get("max_eval_examples"),
           "test": d.get("max_eval_examples")}
   out = {}
+  rate, patch = (d.sfreq, 1) if enc_config is None else (enc_config.sfreq, enc_config.patch_size)
   for role, source in sources.items():
-    out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=enc_config.sfreq,
-                                 patch_size=enc_config.patch_size, max_examples=caps[role], seed=config.data_seed,
-                                 name=f"{d.name}/{d.builder_config}[{names[role]}]")
+    out[role] = dpipe.load_split(source, modality=d.modality, sfreq=d.sfreq, target_sfreq=rate,
+                                 patch_size=patch, max_examples=caps[role], seed=config.data_seed,
+                                 name=f"{d.name}/{d.builder_config}[{names[role]}]", scale=enc_config is not None,
+                                 bandpass_hz=tuple(d.get("bandpass_hz") or ()) if enc_config is not None else ())
   shapes = {role: a["label"].shape[1:] for role, a in out.items()}
   if len(set(shapes.values())) > 1:
     raise errors.RecordingError(f"{d.name}/{d.builder_config}",
@@ -524,6 +549,89 @@ def train_one(config: ml_collections.ConfigDict, data: Mapping[str, Mapping[str,
           "final_model": state_lib.model_from_state(task.graphdef, result.state),
           "best_step": result.best_step, "steps": result.steps, "best_val_loss": result.best_metric,
           "logits": test["logits"], "thresholds": thresholds}
+
+
+# ----------------------------------------------------------------------------------------------
+# Classic baselines.
+# ----------------------------------------------------------------------------------------------
+
+
+def run_baselines(config: ml_collections.ConfigDict, *, sources=None) -> list[dict[str, Any]]:
+  """Fits `config.baselines` on the training split and scores the test split like the networks.
+
+  The windows are the same examples and splits as the networks' (`load_data` with the same
+  `data_seed` subsets and validation hold-out), unscaled, in uV at the dataset's rate.
+
+  Returns:
+    One table row per baseline: strategy "baseline:<name>", channel_encoding False, n_seeds 1,
+    the test metrics of `evaluators.logits_metrics` (std NaN: the fits are deterministic), and
+    `encoder` describing the features and classifier.
+  """
+  names = tuple(config.baselines)
+  if not names:
+    return []
+  data, class_names = load_data(config, None, sources)
+  multilabel = dpipe.is_multilabel(data["train"])
+  scores = baselines_lib.run(names, data, config.data.sfreq, class_names, evaluators.logits_metrics,
+                             evaluators.validation_thresholds, seed=int(config.seeds[0]))
+  rows = []
+  for name, metrics in scores.items():
+    row = {"task": config.name, "task_type": "multilabel" if multilabel else "single_label",
+           "strategy": f"baseline:{name}", "channel_encoding": False, "n_seeds": 1}
+    if multilabel:
+      row.update({k: NOT_APPLICABLE for k in SINGLE_LABEL_ONLY})
+    for key, value in metrics.items():
+      if key.startswith("threshold/"):
+        continue
+      row[key] = value
+      row[f"{key}_std"] = float("nan")
+    row.update({"steps": float("nan"), "encoder": baselines_lib.DESCRIPTIONS[name], "pretrained_model": "",
+                "pretrained_step": None, "pretraining_data": "", "pretrained_group": ""})
+    logging.info("baseline %s test %s", name, metrics)
+    rows.append(row)
+  return rows
+
+
+def embed(encoder, arrays: Mapping[str, np.ndarray], batch_size: int) -> np.ndarray:
+  """(N, E) float32 mean-pooled token embeddings of an encoder in inference mode (jitted once)."""
+  graphdef, state = nnx.split(encoder)
+
+  @jax.jit
+  def forward(state, x, mask, positions):
+    tokens, _ = nnx.merge(graphdef, state)(x, mask, positions, train=False)  # (B, S, E)
+    return jnp.mean(tokens, axis=1)
+
+  out = []
+  for batch in dpipe.batches(arrays, batch_size, shuffle=False):
+    e = forward(state, batch["signals"], batch["mask"], batch["positions"])
+    out.append(np.asarray(e)[batch["valid"]])
+  return np.concatenate(out).astype(np.float32)
+
+
+def linear_probe(config: ml_collections.ConfigDict, data, class_names, pretrained: Pretrained,
+                 enc_config: encoder_lib.EncoderConfig) -> dict[str, float]:
+  """Standardised logistic regression (class-balanced) on the frozen pretrained encoder's embeddings.
+
+  The encoder is the one the `frozen` strategy starts from (channel encoding as `enc_config`).
+
+  Returns:
+    Test metrics (`evaluators.logits_metrics`, log-probabilities as logits; multilabel: one
+    regression per label, thresholds chosen on validation).
+  """
+  from sklearn import linear_model, pipeline, preprocessing  # pylint: disable=g-import-not-at-top
+  model = transfer.TransferModel(enc_config, len(class_names), **head_config(config), rngs=nnx.Rngs(0))
+  load_encoder_into(model, pretrained)
+  z = {split: embed(model.encoder, data[split], config.eval_batch_size) for split in ("train", "validation", "test")}
+  y = data["train"]["label"]
+  make = lambda: pipeline.make_pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression(
+      C=0.1, class_weight="balanced", max_iter=2000))
+  if dpipe.is_multilabel(data["train"]):
+    logits = baselines_lib._fit_multilabel(z["train"], y, {"validation": z["validation"], "test": z["test"]}, 0)  # pylint: disable=protected-access
+    thresholds = evaluators.validation_thresholds(data["validation"]["label"], logits["validation"])
+    return evaluators.logits_metrics(data["test"]["label"], logits["test"], class_names, thresholds)
+  clf = make().fit(z["train"], y)
+  logits = baselines_lib._log_proba(clf, z["test"], len(class_names))  # pylint: disable=protected-access
+  return evaluators.logits_metrics(data["test"]["label"], logits, class_names)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -630,6 +738,7 @@ def model_metadata(config, enc: encoder_lib.EncoderConfig, run: Mapping[str, Any
           # The input of the model is `preprocess(x, **arguments)` of the dataset's windows (uV).
           "preprocessing": {"function": "sleepjax.data.downstream_pipeline.preprocess",
                             "arguments": {"modality": d.modality, "sfreq": float(d.sfreq),
+                                          "bandpass_hz": [float(f) for f in (d.get("bandpass_hz") or ())],
                                           "target_sfreq": float(enc.sfreq), "patch_size": int(enc.patch_size)}},
           "multilabel": bool(run["task"].multilabel),
           "thresholds": None if run["thresholds"] is None else [float(t) for t in run["thresholds"]],
@@ -676,8 +785,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
       print(f"Skipping strategies {skipped}: config.pretrained_workdir is None (pretrain first, e.g. "
             "python -m sleepjax.main --config=configs/pretrain.py --workdir=W, then "
             "--config.pretrained_workdir=W)", flush=True)
-  rows, runs = [], []
-  multilabel = False
+  rows = run_baselines(config, sources=sources)
+  runs = []
+  multilabel = bool(rows) and rows[0]["task_type"] == "multilabel"
   data_cache: dict[tuple, Any] = {}
   ablation_run = None
   with writer_lib.MetricWriter(workdir_path, tensorboard=config.tensorboard) as writer:
@@ -734,6 +844,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *, sourc
         row["pretraining_data"] = pre.data if pre else ""
         row["pretrained_group"] = pre.group if pre else ""
         rows.append(row)
+        if strategy == "frozen" and config.linear_probe:
+          probe = linear_probe(config, data, class_names, pre, enc)
+          probe_row = {**{k: v for k, v in row.items() if k in ("task", "task_type", "channel_encoding")},
+                       "strategy": "linear_probe", "n_seeds": 1}
+          if multilabel:
+            probe_row.update({k: NOT_APPLICABLE for k in SINGLE_LABEL_ONLY})
+          for key, value in probe.items():
+            if not key.startswith("threshold/"):
+              probe_row[key], probe_row[f"{key}_std"] = value, float("nan")
+          probe_row.update({"steps": float("nan"), "encoder": row["encoder"] + " (frozen) + logistic regression",
+                            **{k: row[k] for k in ("pretrained_model", "pretrained_step", "pretraining_data",
+                                                   "pretrained_group")}})
+          rows.append(probe_row)
   paths = report_lib.write_results(workdir_path, "results", rows, columns=_table_columns(rows, multilabel))
   report_lib.write_results(workdir_path, "runs", runs)
   if skipped:

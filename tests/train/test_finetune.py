@@ -102,6 +102,21 @@ def test_preprocess_resamples_160_to_128_hz_keeping_the_frequency():
   assert abs(np.max(np.abs(y[0, 0, 64:-64])) - 1.0) < 0.05
 
 
+def test_bandpass_removes_offset_and_drift_before_the_50_uv_clip():
+  sfreq = 160.0
+  t = np.arange(640) / sfreq
+  alpha = 20.0 * np.sin(2 * np.pi * 10.0 * t)
+  x = (300.0 + 80.0 * np.sin(2 * np.pi * 0.1 * t) + alpha)[None, None].astype(np.float32)  # uV
+  plain = dpipe.preprocess(x, sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg")
+  assert np.all(plain == 5.0)  # The offset alone saturates the paper's clip: nothing of the alpha survives.
+  y = dpipe.preprocess(x, sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg", bandpass_hz=(1.0, 40.0))
+  ref = dpipe.preprocess(alpha[None, None], sfreq=sfreq, target_sfreq=128.0, patch_size=128, modality="eeg")
+  inner = slice(64, -64)  # Away from the filter's edge transients.
+  np.testing.assert_allclose(y[..., inner], ref[..., inner], atol=0.25)  # 2.5 uV of a 20-uV alpha, 300-uV offset.
+  with pytest.raises(ValueError, match="band-pass edges"):
+    dpipe.bandpass(x, sfreq, (40.0, 1.0))
+
+
 def test_preprocess_pads_a_short_window_to_one_patch_and_bonn_ratio():
   # MIT-BIH `beat` windows (252 samples at 360 Hz) are shorter than one 1-s patch at 128 Hz.
   y = dpipe.preprocess(np.ones((2, 2, 252), np.float32) * 500, sfreq=360.0, target_sfreq=128.0, patch_size=128,
@@ -219,6 +234,31 @@ def test_pretrained_encoder_restored_exactly_and_frozen_stays_bit_identical(sour
   assert any(not np.array_equal(a, b) for a, b in zip(before_head, _leaves(nnx.to_pure_dict(state["params"])["head"])))
 
 
+def test_frozen_head_trains_at_head_learning_rate(pretrain_workdir):
+  workdir, _ = pretrain_workdir
+  config = _config(**{"pretrained_workdir": str(workdir), "head_learning_rate": 0.05})
+  pre = finetune.load_pretrained(config, "eeg")
+  enc = finetune.encoder_config_for(config, False, pre)
+  rates = {s: finetune.init_state(config, enc, 3, strategy=s, seed=0, pretrained=pre)[0].optimizer.learning_rate
+           for s in ("frozen", "pretrained")}
+  assert rates == {"frozen": 0.05, "pretrained": config.optimizer.learning_rate}
+  with pytest.raises(finetune.config_lib.ConfigError, match="head_learning_rate"):
+    finetune.validate_config(_config(**{"head_learning_rate": -1.0}))
+
+
+def test_linear_probe_on_frozen_embeddings_separates_the_classes(sources, pretrain_workdir):
+  workdir, _ = pretrain_workdir
+  config = _config(**{"pretrained_workdir": str(workdir)})
+  pre = finetune.load_pretrained(config, "eeg")
+  enc = finetune.encoder_config_for(config, False, pre)
+  data, names = finetune.load_data(config, enc, sources)
+  z = finetune.embed(pre.encoder, data["test"], 16)
+  assert z.shape == (len(data["test"]["label"]), enc.embed_dim) and np.all(np.isfinite(z))
+  metrics = finetune.linear_probe(config, data, names, pre, enc)
+  # The classes differ in dominant frequency (3 / 12 / 21 Hz): separable from the embeddings.
+  assert metrics["balanced_accuracy"] > 0.6
+
+
 def test_pretrained_workdir_without_a_model_says_so(tmp_path):
   with pytest.raises(FileNotFoundError, match="no saved model"):
     finetune.load_pretrained(_config(**{"pretrained_workdir": str(tmp_path)}), "eeg")
@@ -270,11 +310,15 @@ def test_tiny_end_to_end_writes_table_and_ablation(tmp_path):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # 2 test windows: some per-class metrics are undefined.
     rows = finetune.train_and_evaluate(config, str(tmp_path / "work"))
-  assert [(r["strategy"], r["channel_encoding"]) for r in rows] == [("scratch", True)]
+  # The classic baselines come first, on the same splits and metrics (on the builder's dummy data).
+  assert [(r["strategy"], r["channel_encoding"]) for r in rows] == [
+      ("baseline:band_power", False), ("baseline:csp_lda", False), ("scratch", True)]
   md = (tmp_path / "work" / "results.md").read_text()
   assert "balanced_accuracy" in md and "eegmmidb_tiny" in md and "Skipped strategies ['frozen']" in md
+  assert "| baseline:band_power " in md and "| baseline:csp_lda " in md
   table = json.loads((tmp_path / "work" / "results.json").read_text())
-  assert 0.0 <= table[0]["balanced_accuracy"] <= 1.0 and table[0]["n_seeds"] == 1
+  assert all(0.0 <= r["balanced_accuracy"] <= 1.0 and r["n_seeds"] == 1 for r in table)
+  table = table[2:]
   # The saved model alone (no optimizer, no trainer) reproduces the reported test metrics.
   from sleepjax import models  # pylint: disable=g-import-not-at-top
   model = models.load(tmp_path / "work")
@@ -299,6 +343,7 @@ def test_scratch_takes_the_checkpoint_architecture_when_asked(sources, pretrain_
   config.ablation.enabled = False
   rows = finetune.train_and_evaluate(config, str(tmp_path), sources=sources)
   by_strategy = {r["strategy"]: r for r in rows}
+  assert set(by_strategy) == {"baseline:band_power", "baseline:csp_lda", "scratch", "pretrained"}
   assert by_strategy["pretrained"]["encoder"].startswith("E=16,")
   assert by_strategy["scratch"]["encoder"].startswith("E=16," if match else "E=8,")
   assert by_strategy["scratch"]["pretrained_model"] == ""

@@ -174,12 +174,14 @@ def test_ptbxl_tiny_end_to_end_writes_multilabel_table(tmp_path):
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # 2 test records: most labels have a single class there.
     rows = finetune.train_and_evaluate(config, str(tmp_path / "work"))
-  assert len(rows) == 1 and rows[0]["task_type"] == "multilabel"
+  assert [r["strategy"] for r in rows] == ["baseline:ecg_rhythm", "scratch"]
+  assert all(r["task_type"] == "multilabel" for r in rows)
+  assert 0.0 <= rows[0]["auroc"] <= 1.0 and rows[0]["balanced_accuracy"] == finetune.NOT_APPLICABLE
   md = (tmp_path / "work" / "results.md").read_text()
   header = md.splitlines()[0]
   assert "ptbxl_tiny" in md and "auroc/ST" in header and "f1/1dAVb" in header and "macro_f1" in header
   assert "n/a (multilabel)" in md  # Balanced accuracy is said not to apply, not printed as a number.
-  table = json.loads((tmp_path / "work" / "results.json").read_text())[0]
+  table = json.loads((tmp_path / "work" / "results.json").read_text())[1]
   assert table["balanced_accuracy"] == finetune.NOT_APPLICABLE
   # Dummy test split: records 00005 (ST) and 00006 (none); only ST has both classes.
   assert 0.0 <= table["auroc"] <= 1.0 and table["auroc"] == table["auroc/ST"]
