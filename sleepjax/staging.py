@@ -417,39 +417,49 @@ def assign_channels(spec: InputSpec, labels: Sequence[str], montage=None, path=N
   return {n: out[n] for n in order if n in out}
 
 
-def stage(recording, model, *, montage=None, name: str | None = None, batch_size: int = 256) -> Hypnogram:
-  """Stages every 30-s epoch of a recording with a saved sleepjax stager.
+@dataclasses.dataclass
+class PreparedRecording:
+  """A recording prepared for a model's input (`prepare`).
+
+  Attributes:
+    signals: {modality: (n, C_m, T) float32} of the n epochs with finite samples, every modality
+      of the spec (zeros where masked).
+    mask: {modality: (C_m,) bool} True = a real channel.
+    epoch_index: (n,) int32 positions of those epochs among the `n_epochs` of the recording.
+    n_epochs: floor(duration / 30 s).
+    channels: {model channel: file label} of the channels used.
+    labels: the recording's channel labels.
+    start: the recording's start datetime (or None).
+    record_id: the file's stem ("recording" for an unnamed raw).
+    path: the file (or None).
+  """
+  signals: dict[str, np.ndarray]
+  mask: dict[str, np.ndarray]
+  epoch_index: np.ndarray
+  n_epochs: int
+  channels: dict[str, str]
+  labels: list[str]
+  start: Any
+  record_id: str
+  path: str | None
+
+
+def prepare(recording, spec: InputSpec, *, montage=None, stacklevel: int = 2) -> PreparedRecording:
+  """Reads a recording into a model's input (`stage` and `sleepjax.embedding.embed` share it).
 
   Args:
-    recording: an EDF/EDF+ path, or an `mne.io.Raw` (an EDF raw's units come from its file's
-      header; other raws follow MNE's convention, volts).
-    model: a trainer's workdir, its `model/` folder, a model folder (`sleepjax.models.save`), a
-      stager from `load_stager`, or an in-memory `SleepMGModel` (100 Hz, channels by type).
-    montage: None (channels by name, aliases, then type), {model channel name: file label}, or a
-      `sleepjax.data.Montage` (see `assign_channels`).
-    name: which model of a workdir (default: its index's default).
-    batch_size: epochs per forward pass.
-
-  Returns:
-    A `sleepjax.hypnogram.Hypnogram` of the floor(duration / 30 s) epochs from the recording's
-    start: stages (N,) int32 (argmax; UNSCORED where an epoch has non-finite samples),
-    probabilities (N, 5) float32 rows summing to 1 (NaN rows where unscored), confidence, onsets
-    (N,) seconds, start (the recording's start datetime), record_id (the file's stem), scorer
-    (the model's path), channels ({model channel: file label}).
+    recording: an EDF/EDF+ path or an `mne.io.Raw`.
+    spec: the model's input.
+    montage: see `assign_channels`.
+    stacklevel: of the warning.
 
   Warns:
-    StagingWarning: channels or modalities of the model absent from the recording (masked).
+    StagingWarning: model channels or modalities the recording lacks (masked).
 
   Raises:
-    FileNotFoundError: `recording` or `model` does not exist.
-    RecordingError (and subclasses, e.g. EDFHeaderError, MissingChannelError, UnitError): the
-      recording is unreadable, shorter than one epoch, or has no channel the model can use; the
-      message names the file.
-    ValueError: `model` is not a stager.
+    RecordingError (and subclasses): unreadable, shorter than one epoch, or no usable channel.
   """
-  stager = _as_stager(model, name, batch_size)
   raw, header, path, labels = _open(recording)
-  spec = stager.input
   where = path or "recording"
   chosen = assign_channels(spec, labels, montage, path)
   if not chosen:
@@ -497,16 +507,52 @@ def stage(recording, model, *, montage=None, name: str | None = None, batch_size
     absent_modalities = [m for m in spec.montage if not mask[m].any()]
     text = f"modalities {absent_modalities} absent; " if absent_modalities else ""
     warnings.warn(f"{where}: {text}model channels {', '.join(missing)} not in the recording (found {labels}); "
-                  "masked", StagingWarning, stacklevel=2)
-  proba = np.full((n_epochs, stages_lib.NUM_STAGES), np.nan, np.float32)
-  if rec.n_epochs:
-    proba[rec.epoch_index] = stager.predict_proba(signals, mask)
-  ok = np.isfinite(proba).all(axis=1)
-  stages = np.full((n_epochs,), stages_lib.UNSCORED, np.int32)
-  stages[ok] = proba[ok].argmax(axis=1)
+                  "masked", StagingWarning, stacklevel=stacklevel + 1)
   start = header.start if header is not None else _meas_date(raw)
-  return Hypnogram(stages=stages, onset_s=0.0, probabilities=proba, start=start, record_id=record_id,
-                   scorer=getattr(stager, "name", None), channels={n: chosen[n] for n in chosen if n in present})
+  return PreparedRecording(signals, mask, np.asarray(rec.epoch_index, np.int32), n_epochs,
+                           {n: chosen[n] for n in chosen if n in present}, labels, start, record_id, path)
+
+
+def stage(recording, model, *, montage=None, name: str | None = None, batch_size: int = 256) -> Hypnogram:
+  """Stages every 30-s epoch of a recording with a saved sleepjax stager.
+
+  Args:
+    recording: an EDF/EDF+ path, or an `mne.io.Raw` (an EDF raw's units come from its file's
+      header; other raws follow MNE's convention, volts).
+    model: a trainer's workdir, its `model/` folder, a model folder (`sleepjax.models.save`), a
+      stager from `load_stager`, or an in-memory `SleepMGModel` (100 Hz, channels by type).
+    montage: None (channels by name, aliases, then type), {model channel name: file label}, or a
+      `sleepjax.data.Montage` (see `assign_channels`).
+    name: which model of a workdir (default: its index's default).
+    batch_size: epochs per forward pass.
+
+  Returns:
+    A `sleepjax.hypnogram.Hypnogram` of the floor(duration / 30 s) epochs from the recording's
+    start: stages (N,) int32 (argmax; UNSCORED where an epoch has non-finite samples),
+    probabilities (N, 5) float32 rows summing to 1 (NaN rows where unscored), confidence, onsets
+    (N,) seconds, start (the recording's start datetime), record_id (the file's stem), scorer
+    (the model's path), channels ({model channel: file label}).
+
+  Warns:
+    StagingWarning: channels or modalities of the model absent from the recording (masked).
+
+  Raises:
+    FileNotFoundError: `recording` or `model` does not exist.
+    RecordingError (and subclasses, e.g. EDFHeaderError, MissingChannelError, UnitError): the
+      recording is unreadable, shorter than one epoch, or has no channel the model can use; the
+      message names the file.
+    ValueError: `model` is not a stager.
+  """
+  stager = _as_stager(model, name, batch_size)
+  prep = prepare(recording, stager.input, montage=montage, stacklevel=2)
+  proba = np.full((prep.n_epochs, stages_lib.NUM_STAGES), np.nan, np.float32)
+  if prep.epoch_index.size:
+    proba[prep.epoch_index] = stager.predict_proba(prep.signals, prep.mask)
+  ok = np.isfinite(proba).all(axis=1)
+  stages = np.full((prep.n_epochs,), stages_lib.UNSCORED, np.int32)
+  stages[ok] = proba[ok].argmax(axis=1)
+  return Hypnogram(stages=stages, onset_s=0.0, probabilities=proba, start=prep.start, record_id=prep.record_id,
+                   scorer=getattr(stager, "name", None), channels=prep.channels)
 
 
 def _meas_date(raw):
@@ -514,5 +560,5 @@ def _meas_date(raw):
   return None if date is None else date.replace(tzinfo=None)
 
 
-__all__ = ["InputSpec", "MissingChannelError", "SequenceStagerRunner", "SleepMGStager", "STAGERS", "StagingWarning", "assign_channels",
-           "load_stager", "stage"]
+__all__ = ["InputSpec", "MissingChannelError", "PreparedRecording", "SequenceStagerRunner", "SleepMGStager", "STAGERS", "StagingWarning", "assign_channels",
+           "load_stager", "prepare", "stage"]
