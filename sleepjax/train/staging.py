@@ -283,22 +283,21 @@ def build_model(config: ml_collections.ConfigDict, channels: Mapping[str, int], 
 class StagingTask(state_lib.Task):
   """One update: class-weighted cross-entropy over the real epochs of a batch of windows.
 
-  Batch: `window_batch`'s arrays. Metrics: loss, grad_norm, accuracy (of the real epochs).
+  Batch: `window_batch`'s arrays. Hyper-parameters (traced): "class_weights" (K,) float32.
+  Metrics: loss, grad_norm, accuracy (of the real epochs).
   """
   graphdef: Any
   optimizer: Any
   graphdef_eval: Any = None
-  weights: tuple[float, ...] = ()
   freeze_encoder: bool = False
 
   def loss(self, model, batch, rng, hparams):
-    del hparams
     nnx.reseed(model, dropout=rng)
     out = model(batch["signals"], batch["mask"], batch["epoch_mask"], train=True,
                 stop_encoder_gradient=self.freeze_encoder)
     valid = batch["epoch_mask"] & (batch["stage"] >= 0)
     loss = losses.cross_entropy(out["logits"], batch["stage"], mask=valid,
-                                class_weights=jnp.asarray(self.weights, jnp.float32))
+                                class_weights=hparams["class_weights"])
     correct = (jnp.argmax(out["logits"], -1) == batch["stage"]) & valid
     return loss, {"metrics": {"accuracy": jnp.sum(correct) / jnp.maximum(jnp.sum(valid), 1)}}
 
@@ -363,6 +362,59 @@ def model_metadata(config, input_block, *, best_step, validation, test, train_su
           "train_subjects": list(train_subjects), "test_subjects": list(test_subjects), "input": input_block}
 
 
+def fit(config: ml_collections.ConfigDict, train_nights: Sequence[Night], channels: Mapping[str, int], sfreq: float,
+        *, validation_nights: Sequence[Night] | None = None, writer=None):
+  """Trains one stager on `train_nights` (the config's model, optimizer, windows and dropout).
+
+  Args:
+    config: a staging config.
+    train_nights: the training nights.
+    channels: {modality: C_m} of the input.
+    sfreq: Hz of the signals (the encoder's rate must match).
+    validation_nights: if given, the best validation macro-F1 (every `eval_every` steps) is kept.
+    writer: an optional `MetricWriter`.
+
+  Returns:
+    (best eval-mode model (the final one without validation), final eval-mode model, `loop.Result`).
+  """
+  modalities = tuple(config.data.modalities)
+  model = build_model(config, channels, sfreq)
+  opt = config_lib.optimizer_config(config.optimizer, config.steps)
+  if config.model.freeze_encoder:
+    opt = dataclasses.replace(opt, frozen=tuple(sorted(set(opt.frozen) | {"encoder"})))
+  seed = int(config.seeds[0])
+  model.eval()
+  graphdef_eval = nnx.graphdef(model)
+  model.train()
+  # The class weights are a traced argument: runs with other training sets share one compiled step.
+  weights = {"class_weights": class_weights(train_nights, config.class_weighting)}
+  graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed + 2))
+  task = StagingTask(graphdef, opt, graphdef_eval, bool(config.model.freeze_encoder))
+  mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
+  state = mesh_lib.put(state, mesh_lib.state_sharding(state, mesh))
+  window = int(config.window_epochs)
+  items = [(i, s) for i, n in enumerate(train_nights) for s in window_starts(n, window, int(config.train_stride_epochs))]
+  rng = np.random.default_rng(seed)
+
+  def batches():
+    for idx in inputs.index_batches(len(items), config.batch_size, rng):
+      yield window_batch(train_nights, [items[i] for i in idx], modalities, window, rng=rng,
+                         modality_dropout=config.modality_dropout, channel_dropout=config.channel_dropout)
+
+  def evaluate(state):
+    res = evaluate_nights(task.eval_model(state), validation_nights, modalities, window, config.eval_batch_size)
+    return {f"validation/{k}": res["metrics"][k] for k in ("accuracy", "macro_f1", "kappa")}
+
+  has_val = bool(validation_nights)
+  result = loop_lib.train(
+      state, state_lib.make_train_step(task, mesh, state), batches(), steps=int(config.steps),
+      log_every=config.log_every, to_device=functools.partial(mesh_lib.global_batch, mesh=mesh),
+      hparams=weights, writer=writer, evaluate=evaluate if has_val else None,
+      eval_every=config.eval_every if has_val else None, select=("validation/macro_f1", "max") if has_val else None,
+      progress=config.progress_bar, desc="staging", items_per_step=config.batch_size)
+  return task.eval_model(result.best_or_final()), task.eval_model(result.state), result
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains a stager on the training subjects, selects on validation, tests on held-out subjects.
 
@@ -389,40 +441,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
   sfreq = float(input_block["sfreq"]) if input_block else config.model.encoder.sfreq
   train_nights = nights["train"]
   channels = {m: int(train_nights[0].signals[m].shape[1]) for m in modalities}
-  model = build_model(config, channels, sfreq)
-  opt = config_lib.optimizer_config(config.optimizer, config.steps)
-  if config.model.freeze_encoder:
-    opt = dataclasses.replace(opt, frozen=tuple(sorted(set(opt.frozen) | {"encoder"})))
-  seed = int(config.seeds[0])
-  model.eval()
-  graphdef_eval = nnx.graphdef(model)
-  model.train()
-  weights = class_weights(train_nights, config.class_weighting)
-  graphdef, state = state_lib.init_state(model, opt, state_lib.dropout_key(seed + 2))
-  task = StagingTask(graphdef, opt, graphdef_eval, tuple(float(w) for w in weights), bool(config.model.freeze_encoder))
-  mesh = mesh_lib.make_data_mesh(config.get("num_devices"))
-  state = mesh_lib.put(state, mesh_lib.state_sharding(state, mesh))
   window = int(config.window_epochs)
-  items = [(i, s) for i, n in enumerate(train_nights) for s in window_starts(n, window, int(config.train_stride_epochs))]
-  rng = np.random.default_rng(seed)
-
-  def batches():
-    for idx in inputs.index_batches(len(items), config.batch_size, rng):
-      yield window_batch(train_nights, [items[i] for i in idx], modalities, window, rng=rng,
-                         modality_dropout=config.modality_dropout, channel_dropout=config.channel_dropout)
-
-  def evaluate(state):
-    res = evaluate_nights(task.eval_model(state), nights["validation"], modalities, window, config.eval_batch_size)
-    return {f"validation/{k}": res["metrics"][k] for k in ("accuracy", "macro_f1", "kappa")}
-
   with writer_lib.MetricWriter(work, tensorboard=config.tensorboard) as writer:
-    result = loop_lib.train(
-        state, state_lib.make_train_step(task, mesh, state), batches(), steps=int(config.steps),
-        log_every=config.log_every, to_device=functools.partial(mesh_lib.global_batch, mesh=mesh), writer=writer,
-        evaluate=evaluate, eval_every=config.eval_every, select=("validation/macro_f1", "max"),
-        progress=config.progress_bar, desc="staging", items_per_step=config.batch_size)
-  best = task.eval_model(result.best_or_final())
-  final = task.eval_model(result.state)
+    best, final, result = fit(config, train_nights, channels, sfreq, validation_nights=nights["validation"],
+                              writer=writer)
   validation = evaluate_nights(best, nights["validation"], modalities, window, config.eval_batch_size)
   test = evaluate_nights(best, nights["test"], modalities, window, config.eval_batch_size)
   subjects = {k: sorted({n.subject_id for n in v}) for k, v in nights.items()}
