@@ -13,7 +13,8 @@ channel resampled to 100 Hz with scipy's resample_poly and z-scored per excerpt)
 scratch in leave-one-excerpt-out (8 folds, one subject each: trained on 7, tested on the 8th), a
 fixed number of steps (no model selection on the held-out excerpt). YASA 0.8: out-of-the-box
 `yasa.SleepStaging(raw, eeg_name=...)` (its pretrained LightGBM, EEG only) on the same epochs, in
-microvolts at the native rate. Metrics (sleepjax.evaluation.metrics): accuracy, Cohen's kappa
+microvolts at the native rate (excerpt 3, 50 Hz, upsampled x2 with resample_poly: YASA refuses
+rates below 80 Hz). Metrics (sleepjax.evaluation.metrics): accuracy, Cohen's kappa
 and macro-F1 over the stages present in the excerpt's scoring or predictions, per excerpt and
 pooled over the 480 epochs (the pooled macro-F1 is over the 5 stages).
 """
@@ -97,6 +98,10 @@ def scores(y_true, y_pred, *, labels=None) -> dict[str, float]:
 def yasa_predict(x: np.ndarray, sfreq: float, label: str) -> np.ndarray:
   import mne  # pylint: disable=g-import-not-at-top
   import yasa  # pylint: disable=g-import-not-at-top
+  if sfreq < 80:  # YASA asserts sf > 80 Hz (it resamples to 100 Hz itself): excerpt 3 (50 Hz) is upsampled.
+    from scipy import signal  # pylint: disable=g-import-not-at-top
+    x = signal.resample_poly(x, 2, 1)
+    sfreq *= 2
   raw = mne.io.RawArray(x[None] * 1e-6, mne.create_info([label], sfreq, ch_types="eeg"), verbose="error")
   with warnings.catch_warnings():
     warnings.simplefilter("ignore")
