@@ -3,6 +3,7 @@ r"""sleepjax command-line entry point, intentionally kept short.
   python -m sleepjax.main --config=configs/pretrain.py --workdir=/tmp/sleepjax/pretrain
   python -m sleepjax.main --config=configs/pretrain.py:tiny --workdir=/tmp/w --config.steps=20
   python -m sleepjax.main --config=configs/sleepmg.py --workdir=/tmp/sleepmg
+  python -m sleepjax.main --config=configs/staging.py:tiny --workdir=/tmp/staging_tiny
 
 The config's `task` field picks the trainer: each trainer exposes `validate_config(config)` and
 `train_and_evaluate(config, workdir)`. A config that cannot run (an unknown variant, a misspelled
@@ -29,6 +30,7 @@ TASKS = {
     "pretrain": "sleepjax.train.pretrain",
     "sleepmg": "sleepjax.train.sleepmg",
     "finetune": "sleepjax.train.finetune",
+    "staging": "sleepjax.train.staging",
 }
 
 

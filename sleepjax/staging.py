@@ -24,9 +24,10 @@ resampling with scipy's resample_poly, z-score):
    samples gets UNSCORED and NaN probabilities.
 
 Which saved models are stagers: `STAGERS` maps a saved model's `metadata["task"]` to the class
-that applies it. The SleepMG trainer's models ("sleepmg": per-epoch FeatureNets) are the first; a
-sequence stager (the staging task of issue 11) registers its own class with the same two methods
-(`from_saved`, `predict_proba` over a whole night's epochs) and the same "input" block.
+that applies it: the SleepMG trainer's models ("sleepmg": per-epoch FeatureNets, `SleepMGStager`)
+and the staging trainer's ("staging": `SequenceStager` over windows of epochs,
+`SequenceStagerRunner`). Both have `from_saved` and `predict_proba` over a whole night's epochs,
+and the same "input" block.
 """
 
 from __future__ import annotations
@@ -191,7 +192,104 @@ class SleepMGStager:
     return out
 
 
-STAGERS = {"sleepmg": SleepMGStager}
+def _sequence_proba(model, batch):
+  import jax  # pylint: disable=g-import-not-at-top
+  out = model(batch["signals"], batch["mask"], batch["epoch_mask"], train=False)["logits"]
+  return jax.nn.softmax(out.astype("float32"), axis=-1)
+
+
+class SequenceStagerRunner:
+  """A staging-trainer model (`sleepjax.train.staging`, a `SequenceStager`) applied to a whole night.
+
+  The night's epochs are cut into consecutive windows of the model's `window_epochs` (its training
+  length), the last one padded and masked; each epoch is staged once, in its window.
+  Input: {modality: (N, C_m, T) float32} and {modality: (C_m,) bool} channel masks.
+  """
+
+  task = "staging"
+
+  def __init__(self, model, input_spec: InputSpec, *, window_epochs: int, name: str, batch_size: int = 256):
+    self.model = model
+    self.input = input_spec
+    self.window_epochs = int(window_epochs)
+    self.name = name
+    self.batch_size = int(batch_size)
+    self._apply = None
+
+  @classmethod
+  def from_saved(cls, model, info: Mapping[str, Any]) -> "SequenceStagerRunner":
+    """From `sleepjax.models.load` and `load_info` of a model the staging trainer saved.
+
+    Raises:
+      ValueError: the metadata has no "input" block.
+    """
+    meta = info.get("metadata") or {}
+    where = info.get("path", "model")
+    if not meta.get("input"):
+      raise ValueError(f"{where}: a staging model without its input block in metadata")
+    return cls(model, InputSpec.from_metadata(meta["input"], where), window_epochs=int(meta.get("window_epochs", 20)),
+               name=str(where))
+
+  def _batches(self, signals, mask):
+    """Yields (first epoch, epochs, batch) of windows, `batch_size` epochs' worth at a time."""
+    modalities = list(self.input.montage)
+    n = next(iter(signals.values())).shape[0]
+    w = self.window_epochs
+    starts = list(range(0, n, w))
+    per_batch = max(1, self.batch_size // w)
+    per_batch = min(per_batch, len(starts))
+    for a in range(0, len(starts), per_batch):
+      chunk = starts[a:a + per_batch]
+      sig = {m: np.zeros((per_batch, w) + signals[m].shape[1:], np.float32) for m in modalities}
+      epoch_mask = np.zeros((per_batch, w), bool)
+      for i, s in enumerate(chunk):
+        k = min(w, n - s)
+        for m in modalities:
+          sig[m][i, :k] = signals[m][s:s + k]
+        epoch_mask[i, :k] = True
+      masks = {m: np.broadcast_to(np.asarray(mask[m], bool), (per_batch, len(mask[m]))).copy() for m in modalities}
+      yield chunk, {"signals": sig, "mask": masks, "epoch_mask": epoch_mask}
+
+  def predict_proba(self, signals: Mapping[str, np.ndarray], mask: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(N, 5) float32 stage probabilities of a night's N consecutive epochs.
+
+    Args:
+      signals: {modality: (N, C_m, T) float32}, every modality of `self.input.montage`.
+      mask: {modality: (C_m,) bool} True = real channel.
+    """
+    from sleepjax.evaluation import inference  # pylint: disable=g-import-not-at-top
+    if self._apply is None:
+      self._apply = inference.Apply(_sequence_proba, self.model)
+    n = next(iter(signals.values())).shape[0]
+    out = np.zeros((n, stages_lib.NUM_STAGES), np.float32)
+    for chunk, batch in self._batches(signals, mask):
+      proba = np.asarray(self._apply(batch))
+      for i, s in enumerate(chunk):
+        k = min(self.window_epochs, n - s)
+        out[s:s + k] = proba[i, :k]
+    return out
+
+  def embed(self, signals: Mapping[str, np.ndarray], mask: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-epoch embeddings of the sequence model (the head's input): {"epoch_embedding": (N, D')}."""
+    from sleepjax.evaluation import inference  # pylint: disable=g-import-not-at-top
+    apply = inference.Apply(_sequence_embedding, self.model)
+    n = next(iter(signals.values())).shape[0]
+    out = None
+    for chunk, batch in self._batches(signals, mask):
+      e = np.asarray(apply(batch))
+      if out is None:
+        out = np.zeros((n, e.shape[-1]), np.float32)
+      for i, s in enumerate(chunk):
+        k = min(self.window_epochs, n - s)
+        out[s:s + k] = e[i, :k]
+    return {"epoch_embedding": out}
+
+
+def _sequence_embedding(model, batch):
+  return model(batch["signals"], batch["mask"], batch["epoch_mask"], train=False)["epoch_embedding"]
+
+
+STAGERS = {"sleepmg": SleepMGStager, "staging": SequenceStagerRunner}
 
 
 def load_stager(path: str | os.PathLike, name: str | None = None, *, batch_size: int = 256):
@@ -203,7 +301,7 @@ def load_stager(path: str | os.PathLike, name: str | None = None, *, batch_size:
     batch_size: epochs per forward pass.
 
   Returns:
-    A stager (`SleepMGStager`, or the `STAGERS` class of the model's task).
+    A stager (`SleepMGStager`, `SequenceStagerRunner`: the `STAGERS` class of the model's task).
 
   Raises:
     FileNotFoundError: nothing saved at `path`.
@@ -319,39 +417,49 @@ def assign_channels(spec: InputSpec, labels: Sequence[str], montage=None, path=N
   return {n: out[n] for n in order if n in out}
 
 
-def stage(recording, model, *, montage=None, name: str | None = None, batch_size: int = 256) -> Hypnogram:
-  """Stages every 30-s epoch of a recording with a saved sleepjax stager.
+@dataclasses.dataclass
+class PreparedRecording:
+  """A recording prepared for a model's input (`prepare`).
+
+  Attributes:
+    signals: {modality: (n, C_m, T) float32} of the n epochs with finite samples, every modality
+      of the spec (zeros where masked).
+    mask: {modality: (C_m,) bool} True = a real channel.
+    epoch_index: (n,) int32 positions of those epochs among the `n_epochs` of the recording.
+    n_epochs: floor(duration / 30 s).
+    channels: {model channel: file label} of the channels used.
+    labels: the recording's channel labels.
+    start: the recording's start datetime (or None).
+    record_id: the file's stem ("recording" for an unnamed raw).
+    path: the file (or None).
+  """
+  signals: dict[str, np.ndarray]
+  mask: dict[str, np.ndarray]
+  epoch_index: np.ndarray
+  n_epochs: int
+  channels: dict[str, str]
+  labels: list[str]
+  start: Any
+  record_id: str
+  path: str | None
+
+
+def prepare(recording, spec: InputSpec, *, montage=None, stacklevel: int = 2) -> PreparedRecording:
+  """Reads a recording into a model's input (`stage` and `sleepjax.embedding.embed` share it).
 
   Args:
-    recording: an EDF/EDF+ path, or an `mne.io.Raw` (an EDF raw's units come from its file's
-      header; other raws follow MNE's convention, volts).
-    model: a trainer's workdir, its `model/` folder, a model folder (`sleepjax.models.save`), a
-      stager from `load_stager`, or an in-memory `SleepMGModel` (100 Hz, channels by type).
-    montage: None (channels by name, aliases, then type), {model channel name: file label}, or a
-      `sleepjax.data.Montage` (see `assign_channels`).
-    name: which model of a workdir (default: its index's default).
-    batch_size: epochs per forward pass.
-
-  Returns:
-    A `sleepjax.hypnogram.Hypnogram` of the floor(duration / 30 s) epochs from the recording's
-    start: stages (N,) int32 (argmax; UNSCORED where an epoch has non-finite samples),
-    probabilities (N, 5) float32 rows summing to 1 (NaN rows where unscored), confidence, onsets
-    (N,) seconds, start (the recording's start datetime), record_id (the file's stem), scorer
-    (the model's path), channels ({model channel: file label}).
+    recording: an EDF/EDF+ path or an `mne.io.Raw`.
+    spec: the model's input.
+    montage: see `assign_channels`.
+    stacklevel: of the warning.
 
   Warns:
-    StagingWarning: channels or modalities of the model absent from the recording (masked).
+    StagingWarning: model channels or modalities the recording lacks (masked).
 
   Raises:
-    FileNotFoundError: `recording` or `model` does not exist.
-    RecordingError (and subclasses, e.g. EDFHeaderError, MissingChannelError, UnitError): the
-      recording is unreadable, shorter than one epoch, or has no channel the model can use; the
-      message names the file.
-    ValueError: `model` is not a stager.
+    RecordingError (and subclasses): unreadable, shorter than one epoch, or no usable channel.
   """
-  stager = _as_stager(model, name, batch_size)
   raw, header, path, labels = _open(recording)
-  spec = stager.input
   where = path or "recording"
   chosen = assign_channels(spec, labels, montage, path)
   if not chosen:
@@ -399,16 +507,52 @@ def stage(recording, model, *, montage=None, name: str | None = None, batch_size
     absent_modalities = [m for m in spec.montage if not mask[m].any()]
     text = f"modalities {absent_modalities} absent; " if absent_modalities else ""
     warnings.warn(f"{where}: {text}model channels {', '.join(missing)} not in the recording (found {labels}); "
-                  "masked", StagingWarning, stacklevel=2)
-  proba = np.full((n_epochs, stages_lib.NUM_STAGES), np.nan, np.float32)
-  if rec.n_epochs:
-    proba[rec.epoch_index] = stager.predict_proba(signals, mask)
-  ok = np.isfinite(proba).all(axis=1)
-  stages = np.full((n_epochs,), stages_lib.UNSCORED, np.int32)
-  stages[ok] = proba[ok].argmax(axis=1)
+                  "masked", StagingWarning, stacklevel=stacklevel + 1)
   start = header.start if header is not None else _meas_date(raw)
-  return Hypnogram(stages=stages, onset_s=0.0, probabilities=proba, start=start, record_id=record_id,
-                   scorer=getattr(stager, "name", None), channels={n: chosen[n] for n in chosen if n in present})
+  return PreparedRecording(signals, mask, np.asarray(rec.epoch_index, np.int32), n_epochs,
+                           {n: chosen[n] for n in chosen if n in present}, labels, start, record_id, path)
+
+
+def stage(recording, model, *, montage=None, name: str | None = None, batch_size: int = 256) -> Hypnogram:
+  """Stages every 30-s epoch of a recording with a saved sleepjax stager.
+
+  Args:
+    recording: an EDF/EDF+ path, or an `mne.io.Raw` (an EDF raw's units come from its file's
+      header; other raws follow MNE's convention, volts).
+    model: a trainer's workdir, its `model/` folder, a model folder (`sleepjax.models.save`), a
+      stager from `load_stager`, or an in-memory `SleepMGModel` (100 Hz, channels by type).
+    montage: None (channels by name, aliases, then type), {model channel name: file label}, or a
+      `sleepjax.data.Montage` (see `assign_channels`).
+    name: which model of a workdir (default: its index's default).
+    batch_size: epochs per forward pass.
+
+  Returns:
+    A `sleepjax.hypnogram.Hypnogram` of the floor(duration / 30 s) epochs from the recording's
+    start: stages (N,) int32 (argmax; UNSCORED where an epoch has non-finite samples),
+    probabilities (N, 5) float32 rows summing to 1 (NaN rows where unscored), confidence, onsets
+    (N,) seconds, start (the recording's start datetime), record_id (the file's stem), scorer
+    (the model's path), channels ({model channel: file label}).
+
+  Warns:
+    StagingWarning: channels or modalities of the model absent from the recording (masked).
+
+  Raises:
+    FileNotFoundError: `recording` or `model` does not exist.
+    RecordingError (and subclasses, e.g. EDFHeaderError, MissingChannelError, UnitError): the
+      recording is unreadable, shorter than one epoch, or has no channel the model can use; the
+      message names the file.
+    ValueError: `model` is not a stager.
+  """
+  stager = _as_stager(model, name, batch_size)
+  prep = prepare(recording, stager.input, montage=montage, stacklevel=2)
+  proba = np.full((prep.n_epochs, stages_lib.NUM_STAGES), np.nan, np.float32)
+  if prep.epoch_index.size:
+    proba[prep.epoch_index] = stager.predict_proba(prep.signals, prep.mask)
+  ok = np.isfinite(proba).all(axis=1)
+  stages = np.full((prep.n_epochs,), stages_lib.UNSCORED, np.int32)
+  stages[ok] = proba[ok].argmax(axis=1)
+  return Hypnogram(stages=stages, onset_s=0.0, probabilities=proba, start=prep.start, record_id=prep.record_id,
+                   scorer=getattr(stager, "name", None), channels=prep.channels)
 
 
 def _meas_date(raw):
@@ -416,5 +560,5 @@ def _meas_date(raw):
   return None if date is None else date.replace(tzinfo=None)
 
 
-__all__ = ["InputSpec", "MissingChannelError", "SleepMGStager", "STAGERS", "StagingWarning", "assign_channels",
-           "load_stager", "stage"]
+__all__ = ["InputSpec", "MissingChannelError", "PreparedRecording", "SequenceStagerRunner", "SleepMGStager", "STAGERS", "StagingWarning", "assign_channels",
+           "load_stager", "prepare", "stage"]

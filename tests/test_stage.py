@@ -365,4 +365,6 @@ def test_console_script_is_declared():
   import configparser
   cfg = configparser.ConfigParser()
   cfg.read(pathlib.Path(__file__).parents[1] / "setup.cfg")
-  assert cfg["options.entry_points"]["console_scripts"].strip().endswith("sleepjax-stage = sleepjax.staging_cli:main")
+  scripts = cfg["options.entry_points"]["console_scripts"]
+  assert "sleepjax-stage = sleepjax.staging_cli:main" in scripts
+  assert "sleepjax-embed = sleepjax.embed_cli:main" in scripts

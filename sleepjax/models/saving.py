@@ -34,9 +34,9 @@ MODEL_STATE = nnx.All(nnx.Not(nnx.Param), nnx.Not(nnx.RngState))
 
 def _architectures() -> dict[str, type]:
   # Imported here: the model modules import this one's helpers only through sleepjax.models.
-  from sleepjax.models import encoder, multimodal, sleepmg, transfer  # pylint: disable=g-import-not-at-top
+  from sleepjax.models import encoder, multimodal, sleepmg, stager, transfer  # pylint: disable=g-import-not-at-top
   return {cls.__name__: cls for cls in (multimodal.MultiModalEncoder, encoder.SetTransformerEncoder,
-                                        transfer.TransferModel, sleepmg.SleepMGModel)}
+                                        transfer.TransferModel, sleepmg.SleepMGModel, stager.SequenceStager)}
 
 
 def architecture_name(model: nnx.Module) -> str:
@@ -61,7 +61,7 @@ def save(model: nnx.Module, path: str | os.PathLike, *, label_names: Sequence[st
 
   Args:
     model: a sleepjax module (`MultiModalEncoder`, `SetTransformerEncoder`, `TransferModel`,
-      `SleepMGModel`).
+      `SleepMGModel`, `SequenceStager`).
     path: the model folder (created; an existing one is overwritten).
     label_names: the K output names of a classifier, in logit order (e.g. W, N1, N2, N3, REM).
     metadata: JSON-able facts a user of the model needs (data it was trained on, preprocessing,
