@@ -347,8 +347,8 @@ def _open(recording):
     if not os.path.exists(path):
       raise FileNotFoundError(f"{path}: no such file")
     header = edf_lib.validate_edf(path)
-    if header.reserved.startswith("EDF+D"):
-      raise EDFHeaderError(path, "discontinuous EDF+D recording: 30-s epochs cannot be placed on its timeline")
+    if header.is_discontinuous:
+      raise EDFHeaderError(path, "discontinuous EDF+D or BDF+D recording: 30-s epochs cannot be placed on its timeline")
     return None, header, path, [header.labels[i] for i in header.signal_indices]
   import mne  # pylint: disable=g-import-not-at-top
   if isinstance(recording, mne.io.BaseRaw):
