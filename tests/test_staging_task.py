@@ -121,3 +121,29 @@ def test_config_variants_and_errors():
   c.model.encoder.patch_size = 700
   with pytest.raises(config_lib.ConfigError, match="whole number"):
     staging_train.validate_config(c)
+
+
+CHANNELS = {"eeg": 2, "eog": 1, "emg": 1, "ecg": 1}
+
+
+def test_encoder_from_a_saved_model_and_rate_check(tmp_path):
+  """`model.pretrained` copies a saved set-transformer's weights; an encoder at another rate is refused."""
+  from flax import nnx
+  from sleepjax.models import encoder as encoder_lib
+  c = staging_config.get_config("tiny")
+  enc_cfg = config_lib.encoder_config(c.model)
+  saved = encoder_lib.SetTransformerEncoder(enc_cfg, rngs=nnx.Rngs(123))
+  models_lib.save(saved, tmp_path / "enc")
+  c.model.pretrained = str(tmp_path / "enc")
+  model = staging_train.build_model(c, CHANNELS, 100.0)
+  want = nnx.to_pure_dict(nnx.state(saved, nnx.Param))
+  got = nnx.to_pure_dict(nnx.state(model.encoder, nnx.Param))
+  import jax
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(a, b)
+  fresh = staging_train.build_model(staging_config.get_config("tiny"), CHANNELS, 100.0)
+  assert not all(np.array_equal(a, b) for a, b in zip(
+      jax.tree.leaves(nnx.to_pure_dict(nnx.state(fresh.encoder, nnx.Param))), jax.tree.leaves(want)))
+  with pytest.raises(ValueError, match="reads 100 Hz"):
+    staging_train.build_model(c, CHANNELS, 128.0)
