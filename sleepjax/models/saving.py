@@ -186,7 +186,8 @@ def load(path: str | os.PathLike, name: str | None = None) -> nnx.Module:
   """
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   info = load_info(path, name)
-  model_dir = pathlib.Path(info["path"])
+  # Absolute: orbax's metadata() of a relative path finds no item metadata (returns None).
+  model_dir = pathlib.Path(info["path"]).absolute()
   cls = _architectures().get(info["architecture"])
   if cls is None:
     raise ValueError(f"{model_dir}: unknown architecture {info['architecture']!r}")

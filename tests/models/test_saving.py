@@ -61,6 +61,17 @@ def test_workdir_index_names_the_default_and_lists_the_others(tmp_path):
     models.load(tmp_path, "run/worst")
 
 
+def test_load_from_a_relative_path(tmp_path, monkeypatch):
+  # `sleepjax-stage night.edf --model w` from the workdir's parent: orbax needs absolute paths.
+  model = encoder_lib.SetTransformerEncoder(TINY, rngs=nnx.Rngs(5))
+  models.save(model, tmp_path / "w" / "model" / "best")
+  saving.register(tmp_path / "w", "best", {"step": 1}, default=True)
+  monkeypatch.chdir(tmp_path)
+  loaded = models.load("w")
+  np.testing.assert_array_equal(np.asarray(loaded.tokenizer.proj.kernel[...]),
+                                np.asarray(model.tokenizer.proj.kernel[...]))
+
+
 def test_bad_paths_and_mismatched_weights_are_clear_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="no such file"):
     models.load(tmp_path / "typo")
