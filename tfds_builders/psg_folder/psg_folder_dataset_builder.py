@@ -34,9 +34,6 @@ dataset spec (stored in this dataset's metadata). One example per scored 30-s ep
 stages, signals in uV; channels absent from a recording are zero and masked (channel_mask).
 """
 
-_STAGE_WORDS = {"W": 0, "WAKE": 0, "N1": 1, "N2": 2, "N3": 3, "R": 4, "REM": 4,
-                "UNSCORED": -1, "?": -1, "MOVEMENT": -2}
-
 
 @dataclasses.dataclass
 class PsgFolderConfig(tfds.core.BuilderConfig):
@@ -63,26 +60,6 @@ def config_from_spec(spec: dict | str | os.PathLike) -> PsgFolderConfig:
   full = spec_lib.validate(spec) if isinstance(spec, dict) else spec_lib.load(spec)
   return PsgFolderConfig(name=full["name"], spec=full, spec_sha256=spec_lib.sha256(full),
                          description=full["description"] or f"psg_folder dataset {full['name']}")
-
-
-def stage_mapping(mapping: dict | None, where=None) -> dict[str, int] | None:
-  """{label: stage int} from the spec's {label: "W"/"N1"/.../"REM" or an int code}.
-
-  Raises:
-    RecordingError: a value that is not a stage name or code.
-  """
-  if mapping is None:
-    return None
-  out = {}
-  for label, stage in mapping.items():
-    if isinstance(stage, int) and -2 <= stage <= 4:
-      out[str(label)] = int(stage)
-    elif isinstance(stage, str) and stage.strip().upper() in _STAGE_WORDS:
-      out[str(label)] = _STAGE_WORDS[stage.strip().upper()]
-    else:
-      raise errors.RecordingError(where, f"dataset spec: stage_mapping[{label!r}] = {stage!r} is "
-                                  f"not a stage ({sorted(_STAGE_WORDS)} or 0..4)")
-  return out
 
 
 def find_records(manual_dir: str | os.PathLike, spec: dict) -> list[_common.RecordFiles]:
@@ -155,10 +132,10 @@ def read_spec_hypnogram(files: _common.RecordFiles, header, spec: dict):
     raise errors.AnnotationError(path, f"hypnogram of {files.psg_path} does not exist (spec "
                                  f"template {spec['hypnogram']!r})")
   fmt = spec_lib.hypnogram_format(spec, path)
-  mapping = stage_mapping(spec["stage_mapping"])
-  if fmt == "edf+" and mapping is None:
+  mapping = spec["stage_mapping"]  # names or codes, checked by spec_lib.validate
+  if fmt == "edf+":
     # Placed by the two files' start date/times (AlignmentError when one does not parse).
-    return recording_lib.read_aligned_hypnogram(header, path)
+    return recording_lib.read_aligned_hypnogram(header, path, stage_mapping=mapping)
   kwargs = {"stage_mapping": mapping, "psg_start": header.start}
   if fmt in ("csv", "text"):
     kwargs["epoch_s"] = float(spec["epoch_s"])

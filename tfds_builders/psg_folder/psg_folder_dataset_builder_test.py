@@ -34,11 +34,13 @@ def _all(builder):
 def test_spec_errors_name_the_file_and_key(tmp_path):
   good = dict(make_dummy_data.SPEC)
   assert spec_lib.validate(good)["sfreq"] == 32.0
+  assert spec_lib.validate({**good, "stage_mapping": {"0": "W", "5": "REM", "9": -1}})["stage_mapping"]["5"] == "REM"
   for broken, match in (({k: v for k, v in good.items() if k != "montage"}, "missing key"),
                         ({**good, "subject": "PSG_"}, "needs a group"),
                         ({**good, "hypnogram_format": "xls"}, "hypnogram_format"),
                         ({**good, "montage": {"brain": ["C4"]}}, "montage"),
-                        ({**good, "colour": 1}, "unknown key")):
+                        ({**good, "colour": 1}, "unknown key"),
+                        ({**good, "stage_mapping": {"5": "deep"}}, r"spec\.json: dataset spec: stage_mapping value 'deep'")):
     with pytest.raises(errors.RecordingError, match=match):
       spec_lib.validate(broken, tmp_path / "spec.json")
   (tmp_path / "bad.json").write_text("{not json")

@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sleepjax.data import errors
+from sleepjax.data import stages
 from sleepjax.data.channels import ChannelSpec, Montage
 
 FORMATS = ("edf+", "csv", "nsrr_xml", "text")
@@ -109,6 +110,10 @@ def validate(spec: Any, path: str | os.PathLike | None = None) -> dict[str, Any]
     raise bad(f"sfreq {sfreq!r} must be positive with a whole number of samples per 30 s")
   if out["stage_mapping"] is not None and not isinstance(out["stage_mapping"], Mapping):
     raise bad("stage_mapping must be an object {label: stage}")
+  try:  # the readers' own check of names and codes (sleepjax.data.stages), once for the whole spec
+    stages.compile_mapping(out["stage_mapping"])
+  except errors.AnnotationError as e:
+    raise bad(e.problem) from None
   return out
 
 
