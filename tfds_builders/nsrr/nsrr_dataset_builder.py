@@ -20,33 +20,25 @@ from tfds_builders.psg_folder import psg_folder_dataset_builder as psg_folder
 _COMMON = {"hypnogram_format": "nsrr_xml", "sfreq": 100.0, "trim_wake_min": 30.0}
 
 # Channel labels as in the NSRR EDFs (the cohorts' data dictionaries). First label = output name.
+# SHHS visits 1 and 2 share one montage and layout; only the visit in the paths differs.
+_SHHS_MONTAGE = {
+    "eeg": [["C4-A1", "EEG"], ["C3-A2", "EEG(sec)", "EEG2", "EEG 2", "EEG sec"]],
+    "eog": [["EOG(L)", "EOGL"], ["EOG(R)", "EOGR"]],
+    "emg": [["EMG"]],
+    "ecg": [["ECG"]],
+    "resp": [["THOR RES", "THOR"], ["ABDO RES", "ABDO"], ["AIRFLOW"]],
+}
+
+
+def _shhs(visit: str, description: str) -> dict:
+  return {"recordings": f"**/edfs/{visit}/{visit}-*.edf",
+          "hypnogram": f"../../annotations-events-nsrr/{visit}/{{stem}}-nsrr.xml",
+          "subject": r"shhs[12]-(\d+)", "montage": _SHHS_MONTAGE, "description": description}
+
+
 SPECS = {
-    "shhs1": {
-        "recordings": "**/edfs/shhs1/shhs1-*.edf",
-        "hypnogram": "../../annotations-events-nsrr/shhs1/{stem}-nsrr.xml",
-        "subject": r"shhs[12]-(\d+)",
-        "montage": {
-            "eeg": [["C4-A1", "EEG"], ["C3-A2", "EEG(sec)", "EEG2", "EEG 2", "EEG sec"]],
-            "eog": [["EOG(L)", "EOGL"], ["EOG(R)", "EOGR"]],
-            "emg": [["EMG"]],
-            "ecg": [["ECG"]],
-            "resp": [["THOR RES", "THOR"], ["ABDO RES", "ABDO"], ["AIRFLOW"]],
-        },
-        "description": "Sleep Heart Health Study, visit 1 (1995-98; 5,804 nights).",
-    },
-    "shhs2": {
-        "recordings": "**/edfs/shhs2/shhs2-*.edf",
-        "hypnogram": "../../annotations-events-nsrr/shhs2/{stem}-nsrr.xml",
-        "subject": r"shhs[12]-(\d+)",
-        "montage": {
-            "eeg": [["C4-A1", "EEG"], ["C3-A2", "EEG(sec)", "EEG2", "EEG 2", "EEG sec"]],
-            "eog": [["EOG(L)", "EOGL"], ["EOG(R)", "EOGR"]],
-            "emg": [["EMG"]],
-            "ecg": [["ECG"]],
-            "resp": [["THOR RES", "THOR"], ["ABDO RES", "ABDO"], ["AIRFLOW"]],
-        },
-        "description": "Sleep Heart Health Study, visit 2 (2001-03; 2,651 nights).",
-    },
+    "shhs1": _shhs("shhs1", "Sleep Heart Health Study, visit 1 (1995-98; 5,804 nights)."),
+    "shhs2": _shhs("shhs2", "Sleep Heart Health Study, visit 2 (2001-03; 2,651 nights)."),
     "mesa": {
         "recordings": "**/edfs/mesa-sleep-*.edf",
         "hypnogram": "../annotations-events-nsrr/{stem}-nsrr.xml",
