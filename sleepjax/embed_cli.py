@@ -24,6 +24,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sleepjax import _cli
+
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="sleepjax-embed", description=__doc__.split("\n\n")[0],
@@ -95,15 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  rows, failed = [], []
-  for night in tqdm(args.nights, desc="nights", unit="night", disable=args.no_progress, file=sys.stderr):
-    try:
-      rows.append(embed_night(night, model, out, args.format, args.batch_size))
-    except Exception as e:  # pylint: disable=broad-except  # One bad night must not stop the others.
-      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      failed.append(night)
-      tqdm.write(f"sleepjax-embed: {night}: skipped: {type(e).__name__}: {msg}", file=sys.stderr)
+  rows, failed = _cli.run_nights(
+      "sleepjax-embed", args.nights,
+      lambda _, night: embed_night(night, model, out, args.format, args.batch_size),
+      no_progress=args.no_progress)
   from sleepjax.evaluation import report as report_lib  # pylint: disable=g-import-not-at-top
   print(f"\nEmbedded {len(rows)} of {len(args.nights)} nights into {out} with {model.name}")
   if rows:

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from sleepjax import _cli
+
 
 def _parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog="sleepjax-stage", description=__doc__.split("\n\n")[0],
@@ -155,17 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
   out = pathlib.Path(args.out)
   out.mkdir(parents=True, exist_ok=True)
-  from tqdm import tqdm  # pylint: disable=g-import-not-at-top
-  rows, failed = [], []
-  bar = tqdm(args.nights, desc="nights", unit="night", disable=args.no_progress, file=sys.stderr)
-  for i, night in enumerate(bar):
-    bar.set_postfix_str(pathlib.Path(night).name)
-    try:
-      rows.append(stage_night(night, stager, out, args.hypnogram[i] if args.hypnogram else None))
-    except Exception as e:  # pylint: disable=broad-except  # One bad night must not stop the others.
-      msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-      failed.append(night)
-      tqdm.write(f"sleepjax-stage: {night}: skipped: {type(e).__name__}: {msg}", file=sys.stderr)
+  rows, failed = _cli.run_nights(
+      "sleepjax-stage", args.nights,
+      lambda i, night: stage_night(night, stager, out, args.hypnogram[i] if args.hypnogram else None),
+      no_progress=args.no_progress)
   from sleepjax.evaluation import report as report_lib  # pylint: disable=g-import-not-at-top
   print(f"\nStaged {len(rows)} of {len(args.nights)} nights into {out} with {stager.name}")
   if rows:
