@@ -28,3 +28,10 @@ def run_nights(prog: str, nights: Sequence[str], process: Callable[[int, str], d
       failed.append(night)
       tqdm.write(f"{prog}: {night}: skipped: {type(e).__name__}: {msg}", file=sys.stderr)
   return rows, failed
+
+
+def same_stem_error(nights: Sequence[str]) -> str | None:
+  """The usage error for nights whose outputs (named by file stem) would overwrite each other, or None."""
+  stems = [pathlib.Path(n).stem for n in nights]
+  dup = sorted({s for s in stems if stems.count(s) > 1})
+  return f"nights with the same file stem would overwrite each other's outputs: {dup}" if dup else None

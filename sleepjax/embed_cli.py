@@ -83,6 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   """The console script; returns the exit status (module doc)."""
   args = _parser().parse_args(argv)
   usage = [f"{p}: no such file" for p in args.nights if not os.path.isfile(p)]
+  if _cli.same_stem_error(args.nights):
+    usage.append(_cli.same_stem_error(args.nights))
   if args.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
     usage.append("--format parquet needs pyarrow (pip install pyarrow); --format npz needs nothing")
   if usage:

@@ -141,10 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
       usage.append(f"{path}: no such file")
   if args.hypnogram is not None and len(args.hypnogram) != len(args.nights):
     usage.append(f"--hypnogram: {len(args.hypnogram)} files for {len(args.nights)} nights (one per night, in order)")
-  stems = [pathlib.Path(n).stem for n in args.nights]
-  dup = sorted({s for s in stems if stems.count(s) > 1})
-  if dup:
-    usage.append(f"nights with the same file stem would overwrite each other's outputs: {dup}")
+  if _cli.same_stem_error(args.nights):
+    usage.append(_cli.same_stem_error(args.nights))
   if usage:
     for line in usage:
       print(f"sleepjax-stage: error: {line}", file=sys.stderr)

@@ -109,4 +109,9 @@ def test_cli(encoder_dir, excerpt, tmp_path, fmt, capsys):
     assert list(tokens.columns[:3]) == ["onset_s", "modality", "present"] and tokens.shape[1] == 3 + 16
     assert set(tokens.loc[~tokens["present"], "modality"]) == {"ecg"}
   assert embed_cli.main([str(tmp_path / "typo.edf"), "--model", str(encoder_dir), "--out", str(out)]) == 2
+  (tmp_path / "b").mkdir(exist_ok=True)
+  twin = tmp_path / "b" / excerpt.name  # same stem: its outputs would overwrite the first night's
+  twin.write_bytes(excerpt.read_bytes())
+  assert embed_cli.main([str(excerpt), str(twin), "--model", str(encoder_dir), "--out", str(out)]) == 2
+  assert "same file stem" in capsys.readouterr().err
   assert embed_cli.main([str(broken), "--model", str(encoder_dir), "--out", str(out), "--no-progress"]) == 1
